@@ -1,0 +1,39 @@
+# Two commands, on a fresh machine with python3, make and git:
+#   make quickstart   set up .venv and run the main job
+#   make test         set up .venv (with test extras) and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+UV     := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: setup setup-test quickstart test lint bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+# --locked: fail if uv.lock is stale; --inexact: keep uv/pip themselves in the venv.
+setup: $(UV)
+	$(UV) sync --locked --inexact --quiet
+
+setup-test: $(UV)
+	$(UV) sync --locked --inexact --quiet --extra test
+
+quickstart: setup
+	$(VENV)/bin/liftwise quickstart --out $(or $(OUT),data/quickstart)
+
+test: setup-test
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: setup-test
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench: setup-test
+	$(VENV)/bin/python benchmarks/bench_simulate.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

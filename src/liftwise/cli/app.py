@@ -1,0 +1,79 @@
+"""The Typer application, its one-line error handling and the shared progress bar.
+
+Commands live in sibling modules and stay thin: parse options, call a stage function,
+print. A :class:`~liftwise.errors.UserError` or a bad option becomes one line on stderr
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from liftwise.errors import UserError
+
+app = typer.Typer(
+    name="liftwise",
+    help="Decide who gets which intervention for the most net profit, and prove the gain.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console(stderr=True)
+stdout = Console()
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields ``advance(n)``. Hidden when stderr is not a TTY."""
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def fail(message: str) -> None:
+    """Print one line to stderr and exit 2 (user error)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app, mapping user errors to one line and exit 2."""
+    import liftwise.cli.commands  # noqa: F401  (registers commands)
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as err:
+        fail(err.one_line())
+    except click.exceptions.NoArgsIsHelpError:
+        raise SystemExit(0) from None
+    except click.UsageError as err:
+        where = f"{err.ctx.command_path}: " if err.ctx is not None else ""
+        fail(f"{where}{err.format_message()}")
+    except click.exceptions.Abort:
+        fail("aborted")
+    except click.exceptions.Exit as err:
+        raise SystemExit(err.exit_code) from None
+    except FileNotFoundError as err:
+        fail(f"{err.filename}: no such file or directory")

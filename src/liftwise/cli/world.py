@@ -1,0 +1,1 @@
+"""Commands over synthetic worlds: simulate, validate, describe, quickstart."""

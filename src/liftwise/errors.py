@@ -1,0 +1,43 @@
+"""User-facing errors: one line that names the file, column, row or option at fault.
+
+The CLI turns any :class:`UserError` into that single line and exit status 2, so every
+stage raises these (never bare ``ValueError``) for problems the user can fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class UserError(Exception):
+    """A problem in the user's input or arguments, reported without a traceback."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        column: str | None = None,
+        row: int | None = None,
+        option: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.column = column
+        self.row = row
+        self.option = option
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """Render ``file: column 'c', row r: message`` with whichever parts are known."""
+        where = []
+        if self.file is not None:
+            where.append(self.file)
+        if self.option is not None:
+            where.append(f"option {self.option}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        prefix = ": ".join([", ".join(where)]) + ": " if where else ""
+        return f"{prefix}{self.message}"

@@ -1,0 +1,129 @@
+"""Generate a world into a directory atomically, with its manifest, and read it back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from liftwise import __version__
+from liftwise.contracts import world_contracts
+from liftwise.errors import UserError
+from liftwise.io import atomic_directory, sha256_file, write_json
+from liftwise.simulate.config import WorldConfig
+from liftwise.simulate.sink import TableSink
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = "1"
+
+Progress = Callable[[int], None]
+
+
+class WorldGenerator(Protocol):
+    """A world module's entry point: write every table into ``sink``; return campaign
+    facts (``campaign``) and a ``summary`` for the manifest."""
+
+    def __call__(
+        self, config: WorldConfig, sink: TableSink, progress: Progress
+    ) -> dict[str, Any]: ...
+
+
+def _generators() -> dict[str, WorldGenerator]:
+    from liftwise.simulate import fintech, learning
+
+    return {"fintech": fintech.generate, "learning": learning.generate}
+
+
+def simulate(config: WorldConfig, out: str | Path, progress: Progress | None = None) -> dict:
+    """Generate ``config``'s world into ``out`` (replaced atomically) and return its manifest."""
+    out = Path(out)
+    _refuse_foreign_directory(out)
+    generator = _generators()[config.world]
+    contracts = world_contracts(config.world)
+    with atomic_directory(out) as tmp:
+        sink = TableSink(tmp, contracts)
+        try:
+            facts = generator(config, sink, progress or (lambda _n: None))
+            rows = sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        manifest = {
+            "manifest_version": MANIFEST_VERSION,
+            "liftwise_version": __version__,
+            "world": config.world,
+            "seed": config.seed,
+            "config": config.model_dump(mode="json"),
+            "sizes": rows,
+            "tables": {
+                name: {
+                    "file": f"{name}.parquet",
+                    "rows": rows[name],
+                    "schema": f"{contracts[name].name}/{contracts[name].version}",
+                    "sha256": sha256_file(tmp / f"{name}.parquet"),
+                }
+                for name in sorted(rows)
+            },
+            **facts,
+        }
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def _refuse_foreign_directory(out: Path) -> None:
+    """Never replace a directory that is not a liftwise world (a typo could wipe $HOME)."""
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
+        raise UserError(
+            "exists and is not a liftwise world; choose an empty or new directory",
+            option="--out",
+            file=out,
+        )
+
+
+@dataclass(frozen=True)
+class World:
+    """A generated world on disk: its manifest and lazy access to each table."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["world"])
+
+    def table_path(self, name: str) -> Path:
+        try:
+            return self.path / self.manifest["tables"][name]["file"]
+        except KeyError:
+            raise UserError(
+                f"no table '{name}' in this world (tables: {', '.join(self.manifest['tables'])})",
+                file=self.path / MANIFEST,
+            ) from None
+
+    def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read a whole table (use :meth:`table_path` and pyarrow to stream large ones)."""
+        return pq.read_table(self.table_path(name), columns=columns).to_pandas()
+
+
+def load_world(path: str | Path) -> World:
+    """Open a world directory; a missing or unreadable manifest is a one-line UserError."""
+    import json
+
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not path.is_dir():
+        raise UserError("no such directory", file=path)
+    if not manifest_path.is_file():
+        raise UserError("not a liftwise world: manifest.json is missing", file=path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"invalid JSON at line {err.lineno}: {err.msg}", file=manifest_path) from None
+    for key in ("world", "tables"):
+        if key not in manifest:
+            raise UserError(f"missing field '{key}'", file=manifest_path)
+    return World(path=path, manifest=manifest)
