@@ -11,7 +11,6 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -33,6 +32,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+# click's UsageError, which typer vendors privately; reached through its public subclass.
+UsageError: type[Exception] = typer.BadParameter.__bases__[0]
+
 console = Console(stderr=True)
 stdout = Console()
 
@@ -66,14 +68,16 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, standalone_mode=False)
     except UserError as err:
         fail(err.one_line())
-    except click.exceptions.NoArgsIsHelpError:
-        raise SystemExit(0) from None
-    except click.UsageError as err:
-        where = f"{err.ctx.command_path}: " if err.ctx is not None else ""
-        fail(f"{where}{err.format_message()}")
-    except click.exceptions.Abort:
+    except UsageError as err:
+        ctx = getattr(err, "ctx", None)
+        if type(err).__name__ == "NoArgsIsHelpError":  # bare `liftwise`: show the help
+            print(ctx.get_help() if ctx is not None else "liftwise --help")
+            raise SystemExit(0) from None
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        fail(f"{where}{err.format_message()}")  # type: ignore[attr-defined]
+    except typer.Abort:
         fail("aborted")
-    except click.exceptions.Exit as err:
+    except typer.Exit as err:
         raise SystemExit(err.exit_code) from None
     except FileNotFoundError as err:
         fail(f"{err.filename}: no such file or directory")

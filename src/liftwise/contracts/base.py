@@ -88,7 +88,9 @@ class TableContract:
         fields = [
             pa_arrow.field(c.name, _ARROW_TYPES[c.kind], nullable=c.nullable) for c in self.columns
         ]
-        return pa_arrow.schema(fields, metadata={"liftwise.contract": f"{self.name}/{self.version}"})
+        return pa_arrow.schema(
+            fields, metadata={"liftwise.contract": f"{self.name}/{self.version}"}
+        )
 
     def pandera_schema(self, *, check_key: bool = True) -> pa.DataFrameSchema:
         columns = {
@@ -108,7 +110,7 @@ class TableContract:
             ordered=False,
             unique=unique,
             name=f"{self.name}/{self.version}",
-            checks=[pa.Check(check) for check in self.frame_checks],
+            checks=[pa.Check(check, name=check.__name__.strip("_")) for check in self.frame_checks],
         )
 
 
@@ -154,13 +156,14 @@ def _violations_from_failure_cases(
 ) -> list[Violation]:
     out: list[Violation] = []
     for case in cases.itertuples(index=False):
+        value = "" if case.failure_case is None else str(case.failure_case)
         column = case.column if isinstance(case.column, str) else "<table>"
+        if case.schema_context == "DataFrameSchema":
+            # table-level failures name the offending column in failure_case
+            column = value if str(case.check).startswith("column_in_") else "<table>"
         index = case.index
         row = None if index is None or pd.isna(index) else int(index) + row_offset
         rule = str(case.check)
-        value = "" if case.failure_case is None else str(case.failure_case)
-        if column == "<table>" and case.schema_context == "DataFrameSchema":
-            column = value if rule.startswith("column_in_") else column
         out.append(Violation(file=file, column=column, row=row, rule=rule, value=value[:80]))
     return out
 

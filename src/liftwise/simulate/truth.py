@@ -67,8 +67,10 @@ def policy_value(
     if not known.all():
         row = int(np.flatnonzero(~known.to_numpy())[0])
         raise UserError(
-            f"unit {decisions['unit_id'].iloc[row]} is not in the world", file=name,
-            column="unit_id", row=row,
+            f"unit {decisions['unit_id'].iloc[row]} is not in the world",
+            file=name,
+            column="unit_id",
+            row=row,
         )
     chosen = pd.DataFrame({"unit_id": units.to_numpy()}).merge(
         decisions[["unit_id", "arm"]], on="unit_id", how="left"
@@ -101,3 +103,25 @@ def _control_label(arms: pd.DataFrame) -> str:
     if len(controls) != 1:
         raise UserError(f"exactly one control arm expected, found {controls}", column="is_control")
     return str(controls[0])
+
+
+def expected_net_matrix(ground_truth: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
+    """Expected net profit of every unit under every arm (units x arms, arms in table order)."""
+    costs = arms.set_index("arm")
+    frame = ground_truth[["unit_id", "arm", "expected_outcome", "expected_value"]]
+    contact = frame["arm"].map(costs["contact_cost"])
+    redemption = frame["arm"].map(costs["redemption_cost"])
+    net = frame["expected_value"] - contact - redemption * frame["expected_outcome"]
+    wide = (
+        frame.assign(net=net.to_numpy())
+        .pivot(index="unit_id", columns="arm", values="net")
+        .reindex(columns=arms["arm"].tolist())
+    )
+    return wide
+
+
+def oracle_policy(ground_truth: pd.DataFrame, arms: pd.DataFrame) -> pd.DataFrame:
+    """The best possible unconstrained policy: each unit's arm of highest expected net profit."""
+    wide = expected_net_matrix(ground_truth, arms)
+    best = wide.to_numpy().argmax(axis=1)
+    return pd.DataFrame({"unit_id": wide.index.to_numpy(), "arm": wide.columns.to_numpy()[best]})

@@ -32,17 +32,18 @@ class WorldGenerator(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def _generators() -> dict[str, WorldGenerator]:
-    from liftwise.simulate import fintech, learning
+def _generator(world: str) -> WorldGenerator:
+    """The world's generate function (imported lazily: each world is its own module)."""
+    import importlib
 
-    return {"fintech": fintech.generate, "learning": learning.generate}
+    return importlib.import_module(f"liftwise.simulate.{world}").generate
 
 
 def simulate(config: WorldConfig, out: str | Path, progress: Progress | None = None) -> dict:
     """Generate ``config``'s world into ``out`` (replaced atomically) and return its manifest."""
     out = Path(out)
     _refuse_foreign_directory(out)
-    generator = _generators()[config.world]
+    generator = _generator(config.world)
     contracts = world_contracts(config.world)
     with atomic_directory(out) as tmp:
         sink = TableSink(tmp, contracts)
@@ -76,7 +77,9 @@ def simulate(config: WorldConfig, out: str | Path, progress: Progress | None = N
 
 def _refuse_foreign_directory(out: Path) -> None:
     """Never replace a directory that is not a liftwise world (a typo could wipe $HOME)."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())
+    ):
         raise UserError(
             "exists and is not a liftwise world; choose an empty or new directory",
             option="--out",
@@ -122,7 +125,9 @@ def load_world(path: str | Path) -> World:
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as err:
-        raise UserError(f"invalid JSON at line {err.lineno}: {err.msg}", file=manifest_path) from None
+        raise UserError(
+            f"invalid JSON at line {err.lineno}: {err.msg}", file=manifest_path
+        ) from None
     for key in ("world", "tables"):
         if key not in manifest:
             raise UserError(f"missing field '{key}'", file=manifest_path)

@@ -1,0 +1,182 @@
+"""Validate a world directory: manifest hashes, every table's contract, cross-table rules.
+
+Large tables are read in record batches, so validation runs in bounded memory; row
+numbers in violations are 0-based positions in the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from liftwise.contracts import world_contracts
+from liftwise.contracts.base import TableContract, Violation, violations_from_frame
+from liftwise.contracts.relations import WORLD_REFERENCES, Reference
+from liftwise.errors import UserError
+from liftwise.io import sha256_file
+
+BATCH_ROWS = 1_000_000
+KEPT_PER_RULE = 1_000  # violations kept per (file, column, rule); counts stay exact
+
+
+@dataclass
+class ValidationReport:
+    """Every violation counted by (file, column, rule); the first ones kept with their rows."""
+
+    violations: list[Violation] = field(default_factory=list)
+    counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    rows_checked: dict[str, int] = field(default_factory=dict)
+
+    def add(self, found: list[Violation]) -> None:
+        for violation in found:
+            key = (violation.file, violation.column, violation.rule)
+            self.counts[key] += 1
+            if self.counts[key] <= KEPT_PER_RULE:
+                self.violations.append(violation)
+
+    @property
+    def ok(self) -> bool:
+        return not self.counts
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def validate_world(
+    path: str | Path, progress: Callable[[int], None] | None = None
+) -> ValidationReport:
+    """Check a generated world; ``progress`` receives the rows read as they are read."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    contracts = world_contracts(manifest["world"])
+    report = ValidationReport()
+    advance = progress or (lambda _n: None)
+    tables = manifest.get("tables", {})
+    for name, contract in contracts.items():
+        entry = tables.get(name)
+        file = f"{name}.parquet"
+        if entry is None or not (path / entry.get("file", file)).is_file():
+            report.add([Violation(file, "<table>", None, "table listed in contract is missing")])
+            continue
+        table_path = path / entry["file"]
+        if entry.get("sha256") != sha256_file(table_path):
+            report.add([Violation(file, "<file>", None, "content hash differs from manifest")])
+        if entry.get("schema") != f"{contract.name}/{contract.version}":
+            report.add(
+                [
+                    Violation(
+                        file,
+                        "<file>",
+                        None,
+                        f"schema {entry.get('schema')} is not {contract.name}/{contract.version}",
+                    )
+                ]
+            )
+        report.rows_checked[name] = _validate_table(table_path, contract, report, advance)
+    for reference in WORLD_REFERENCES.get(manifest["world"], ()):
+        if reference.table in report.rows_checked and reference.parent in report.rows_checked:
+            report.add(_check_reference(path, tables, reference))
+    return report
+
+
+def _read_manifest(path: Path) -> dict:
+    manifest_path = path / "manifest.json"
+    if not path.is_dir():
+        raise UserError("no such directory", file=path)
+    if not manifest_path.is_file():
+        raise UserError("not a liftwise world: manifest.json is missing", file=path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(
+            f"invalid JSON at line {err.lineno}: {err.msg}", file=manifest_path
+        ) from None
+    if manifest.get("world") not in {"fintech", "learning"}:
+        raise UserError(
+            f"unknown world {manifest.get('world')!r}", file=manifest_path, column="world"
+        )
+    return manifest
+
+
+def _batches(path: Path, columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(row offset, frame) per record batch of a Parquet file."""
+    offset = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        frame = batch.to_pandas()
+        yield offset, frame
+        offset += len(frame)
+
+
+def _validate_table(
+    path: Path, contract: TableContract, report: ValidationReport, advance: Callable[[int], None]
+) -> int:
+    """Column rules batch by batch; key uniqueness over the whole file."""
+    file = path.name
+    try:
+        metadata = pq.ParquetFile(path).schema_arrow
+    except Exception as err:  # corrupt or not Parquet at all
+        report.add([Violation(file, "<file>", None, f"unreadable Parquet: {err}")])
+        return 0
+    missing = [c for c in contract.column_names if c not in metadata.names]
+    if missing:
+        report.add(
+            [Violation(file, c, None, "column required by contract is missing") for c in missing]
+        )
+    keys: list[np.ndarray] = []
+    rows = 0
+    for offset, frame in _batches(path):
+        report.add(
+            violations_from_frame(frame, contract, file=file, row_offset=offset, check_key=False)
+        )
+        if contract.key and all(k in frame for k in contract.key):
+            keys.append(_key_codes(frame, contract.key))
+        rows += len(frame)
+        advance(len(frame))
+    if keys:
+        report.add(_duplicate_keys(np.concatenate(keys), contract, file))
+    return rows
+
+
+def _key_codes(frame: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
+    """Hash each row's key to uint64 (collisions only hide duplicates, never invent them)."""
+    return pd.util.hash_pandas_object(frame[list(key)], index=False).to_numpy()
+
+
+def _duplicate_keys(codes: np.ndarray, contract: TableContract, file: str) -> list[Violation]:
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    repeated = np.flatnonzero(sorted_codes[1:] == sorted_codes[:-1]) + 1
+    column = ", ".join(contract.key)
+    return [Violation(file, column, int(order[i]), "duplicate key") for i in repeated]
+
+
+def _check_reference(path: Path, tables: dict, reference: Reference) -> list[Violation]:
+    """Rows of the child whose key values are absent from the parent."""
+    parent_file = path / tables[reference.parent]["file"]
+    parent = pq.read_table(parent_file, columns=list(reference.parent_columns)).to_pandas()
+    parent.columns = list(reference.columns)
+    allowed = pd.MultiIndex.from_frame(parent.drop_duplicates())
+    child_file = path / tables[reference.table]["file"]
+    out: list[Violation] = []
+    for offset, frame in _batches(child_file, columns=list(reference.columns)):
+        present = pd.MultiIndex.from_frame(frame[list(reference.columns)]).isin(allowed)
+        for row in np.flatnonzero(~present)[:KEPT_PER_RULE]:
+            value = ", ".join(str(frame[c].iloc[row]) for c in reference.columns)
+            out.append(
+                Violation(
+                    child_file.name,
+                    ", ".join(reference.columns),
+                    offset + int(row),
+                    reference.rule,
+                    value,
+                )
+            )
+    return out
