@@ -9,8 +9,7 @@ from scipy import stats
 
 from liftwise.contracts.validate import validate_world
 from liftwise.errors import UserError
-from liftwise.simulate import World, WorldConfig, load_world, policy_value, simulate
-from liftwise.simulate import fintech
+from liftwise.simulate import World, WorldConfig, fintech, load_world, policy_value, simulate
 from liftwise.simulate.truth import expected_net_matrix, oracle_policy
 
 

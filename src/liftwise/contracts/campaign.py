@@ -10,6 +10,7 @@ import pandas as pd
 
 from liftwise.contracts.base import ColumnSpec, TableContract
 
+
 def _one_control(frame: pd.DataFrame) -> bool:
     return int(frame["is_control"].sum()) == 1
 

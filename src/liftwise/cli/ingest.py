@@ -1,0 +1,90 @@
+"""Commands that turn real experiment data into a saved experiment frame: ingest, hillstrom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from liftwise.cli.app import app, stdout
+from liftwise.contracts.experiment import ExperimentFrame
+from liftwise.ingest import load_experiment, load_hillstrom, save_experiment
+
+OutOption = Annotated[
+    Path,
+    typer.Option("--out", help="Parquet file to write; its metadata goes to <out>.json."),
+]
+
+
+@app.command("ingest")
+def ingest(
+    data: Annotated[
+        Path, typer.Option("--data", help="Experiment table (.csv, .csv.gz, .parquet, .pq).")
+    ],
+    treatment: Annotated[
+        str, typer.Option("--treatment", help="Column holding each unit's assigned arm.")
+    ],
+    control: Annotated[
+        str, typer.Option("--control", help="Label of the untreated arm in the treatment column.")
+    ],
+    outcome: Annotated[
+        list[str], typer.Option("--outcome", help="Outcome column; repeat for several.")
+    ],
+    out: OutOption,
+    unit_id: Annotated[
+        str | None,
+        typer.Option("--unit-id", help="Integer unique id column (default: row number)."),
+    ] = None,
+    features: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--features", help="Feature column; repeat for several (default: all other columns)."
+        ),
+    ] = None,
+    max_categories: Annotated[
+        int,
+        typer.Option(
+            "--max-categories", min=1, help="Most levels a text feature may have (one-hot)."
+        ),
+    ] = 50,
+) -> None:
+    """Load a randomised experiment from your own table, validate it and save it."""
+    frame = load_experiment(
+        data,
+        treatment=treatment,
+        control=control,
+        outcomes=outcome,
+        unit_id=unit_id,
+        features=features or None,
+        max_categories=max_categories,
+    )
+    _save_and_summarise(frame, out)
+
+
+@app.command("hillstrom")
+def hillstrom(
+    data: Annotated[Path, typer.Option("--data", help="The Hillstrom (MineThatData) CSV.")],
+    out: OutOption,
+) -> None:
+    """Load the Hillstrom e-mail experiment (control: No E-Mail), validate it and save it."""
+    _save_and_summarise(load_hillstrom(data), out)
+
+
+def _save_and_summarise(frame: ExperimentFrame, out: Path) -> None:
+    """Save, then show rows and outcome means per arm so the user can sanity-check the load."""
+    save_experiment(frame, out)
+    summary = frame.arm_summary()
+    table = Table(
+        title=f"{len(frame.data):,} rows, {len(frame.features)} features -> {out}",
+        title_justify="left",
+    )
+    table.add_column("arm")
+    table.add_column("rows", justify="right")
+    for name in frame.outcomes:
+        table.add_column(f"mean {name}", justify="right")
+    for arm, row in summary.iterrows():
+        cells = [f"{row[name]:.5g}" for name in frame.outcomes]
+        table.add_row(str(arm), f"{int(row['rows']):,}", *cells)
+    stdout.print(table)
