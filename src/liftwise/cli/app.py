@@ -35,8 +35,8 @@ app = typer.Typer(
 # click's UsageError, which typer vendors privately; reached through its public subclass.
 UsageError: type[Exception] = typer.BadParameter.__bases__[0]
 
-console = Console(stderr=True)
-stdout = Console()
+console = Console(stderr=True, soft_wrap=True)  # long lines stay whole in logs and pipes
+stdout = Console(soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     import liftwise.cli.commands  # noqa: F401  (registers commands)
 
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode, click returns a command's typer.Exit code instead of exiting
+        code = app(args=argv, prog_name="liftwise", standalone_mode=False)
     except UserError as err:
         fail(err.one_line())
     except UsageError as err:
@@ -81,3 +82,5 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(err.exit_code) from None
     except FileNotFoundError as err:
         fail(f"{err.filename}: no such file or directory")
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

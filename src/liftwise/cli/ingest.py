@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from liftwise.cli.app import app, stdout
-from liftwise.contracts.experiment import ExperimentFrame
-from liftwise.ingest import load_experiment, load_hillstrom, save_experiment
+
+if TYPE_CHECKING:  # stage modules load inside commands, so `--help` stays instant
+    from liftwise.contracts.experiment import ExperimentFrame
 
 OutOption = Annotated[
     Path,
@@ -51,6 +52,8 @@ def ingest(
     ] = 50,
 ) -> None:
     """Load a randomised experiment from your own table, validate it and save it."""
+    from liftwise.ingest import load_experiment
+
     frame = load_experiment(
         data,
         treatment=treatment,
@@ -69,11 +72,15 @@ def hillstrom(
     out: OutOption,
 ) -> None:
     """Load the Hillstrom e-mail experiment (control: No E-Mail), validate it and save it."""
+    from liftwise.ingest import load_hillstrom
+
     _save_and_summarise(load_hillstrom(data), out)
 
 
 def _save_and_summarise(frame: ExperimentFrame, out: Path) -> None:
     """Save, then show rows and outcome means per arm so the user can sanity-check the load."""
+    from liftwise.ingest import save_experiment
+
     save_experiment(frame, out)
     summary = frame.arm_summary()
     table = Table(

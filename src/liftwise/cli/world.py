@@ -5,18 +5,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from liftwise.cli.app import app, console, progress_bar, stdout
-from liftwise.contracts.validate import ValidationReport, validate_world
 from liftwise.errors import UserError
-from liftwise.io import atomic_path
-from liftwise.simulate import WorldConfig, load_world, simulate
-from liftwise.simulate.config import ArmConfig
-from liftwise.simulate.summary import WorldSummary, summarize_world
+
+if TYPE_CHECKING:  # stage modules load inside commands, so `--help` stays instant
+    from liftwise.contracts.validate import ValidationReport
+    from liftwise.simulate import WorldConfig
+    from liftwise.simulate.config import ArmConfig
+    from liftwise.simulate.summary import WorldSummary
 
 DEFAULT_DATA_DIR = Path("data")
 
@@ -57,6 +58,8 @@ def _parse_arm_ratios(world: str, specs: list[str]) -> tuple[ArmConfig, ...] | N
 def _world_config(**kwargs: Any) -> WorldConfig:
     """Build the config, turning pydantic's messages into one line naming the option."""
     from pydantic import ValidationError
+
+    from liftwise.simulate import WorldConfig
 
     try:
         return WorldConfig(**kwargs)
@@ -106,6 +109,8 @@ def simulate_command(
         outcome_window_days=window_days,
         arms=_parse_arm_ratios(world, arm or []),
     )
+    from liftwise.simulate import simulate
+
     with progress_bar(f"simulating {world}", total=units) as advance:
         manifest = simulate(config, out, progress=advance)
     stdout.print(f"wrote {out} ({_sizes_line(manifest['sizes'])})")
@@ -126,6 +131,9 @@ def validate_command(
 
     Exits 2 when any rule is broken; prints each broken rule with its count and first rows.
     """
+    from liftwise.contracts.validate import validate_world
+    from liftwise.simulate import load_world
+
     world = load_world(directory)
     total = sum(int(t["rows"]) for t in world.manifest["tables"].values())
     with progress_bar("validating", total=total) as advance:
@@ -155,6 +163,8 @@ def _print_violations(result: ValidationReport) -> None:
 
 
 def _write_violations_csv(result: ValidationReport, path: Path) -> None:
+    from liftwise.io import atomic_path
+
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "column", "row", "rule", "value"])
@@ -167,6 +177,9 @@ def describe_command(
     directory: Annotated[Path, typer.Argument(help="World directory.")],
 ) -> None:
     """Print a short summary of a world: sizes, unit types, true effects, baseline policies."""
+    from liftwise.simulate import load_world
+    from liftwise.simulate.summary import summarize_world
+
     _print_summary(summarize_world(load_world(directory)))
 
 
@@ -200,6 +213,10 @@ def quickstart_command(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
     """Generate a fintech world, validate it against its contracts and summarise it."""
+    from liftwise.contracts.validate import validate_world
+    from liftwise.simulate import load_world, simulate
+    from liftwise.simulate.summary import summarize_world
+
     world_dir = out / "world"
     config = _world_config(world="fintech", units=units, days=days, seed=seed)
     with progress_bar("simulating fintech", total=units) as advance:

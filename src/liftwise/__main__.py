@@ -1,0 +1,5 @@
+"""``python -m liftwise`` runs the CLI."""
+
+from liftwise.cli import main
+
+main()
