@@ -7,9 +7,11 @@ single records (events, API payloads, configuration). docs/contracts.md says why
 from liftwise.contracts.base import ColumnSpec, TableContract, Violation, violations_from_frame
 from liftwise.contracts.campaign import ARMS, ASSIGNMENTS, CAMPAIGN_CONTRACTS, GROUND_TRUTH, POLICY
 from liftwise.contracts.fintech import FINTECH_CONTRACTS
+from liftwise.contracts.learning import LEARNING_CONTRACTS
 
 WORLD_CONTRACTS: dict[str, dict[str, TableContract]] = {
     "fintech": {**FINTECH_CONTRACTS, **CAMPAIGN_CONTRACTS},
+    "learning": {**LEARNING_CONTRACTS, **CAMPAIGN_CONTRACTS},
 }
 
 

@@ -47,4 +47,13 @@ FINTECH_REFERENCES: tuple[Reference, ...] = (
     *_campaign_references("customers", "customer_id"),
 )
 
-WORLD_REFERENCES: dict[str, tuple[Reference, ...]] = {"fintech": FINTECH_REFERENCES}
+LEARNING_REFERENCES: tuple[Reference, ...] = (
+    Reference("sessions", ("learner_id",), "learners", ("learner_id",)),
+    Reference("sessions", ("course_id",), "courses", ("course_id",)),
+    *_campaign_references("learners", "learner_id"),
+)
+
+WORLD_REFERENCES: dict[str, tuple[Reference, ...]] = {
+    "fintech": FINTECH_REFERENCES,
+    "learning": LEARNING_REFERENCES,
+}

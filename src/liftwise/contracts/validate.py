@@ -6,7 +6,6 @@ numbers in violations are 0-based positions in the file.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ import pyarrow.parquet as pq
 
 from liftwise.contracts import world_contracts
 from liftwise.contracts.base import TableContract, Violation, violations_from_frame
+from liftwise.contracts.manifest import read_manifest
 from liftwise.contracts.relations import WORLD_REFERENCES, Reference
-from liftwise.errors import UserError
 from liftwise.io import sha256_file
 
 BATCH_ROWS = 1_000_000
@@ -55,7 +54,7 @@ def validate_world(
 ) -> ValidationReport:
     """Check a generated world; ``progress`` receives the rows read as they are read."""
     path = Path(path)
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
     contracts = world_contracts(manifest["world"])
     report = ValidationReport()
     advance = progress or (lambda _n: None)
@@ -85,25 +84,6 @@ def validate_world(
         if reference.table in report.rows_checked and reference.parent in report.rows_checked:
             report.add(_check_reference(path, tables, reference))
     return report
-
-
-def _read_manifest(path: Path) -> dict:
-    manifest_path = path / "manifest.json"
-    if not path.is_dir():
-        raise UserError("no such directory", file=path)
-    if not manifest_path.is_file():
-        raise UserError("not a liftwise world: manifest.json is missing", file=path)
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(
-            f"invalid JSON at line {err.lineno}: {err.msg}", file=manifest_path
-        ) from None
-    if manifest.get("world") not in {"fintech", "learning"}:
-        raise UserError(
-            f"unknown world {manifest.get('world')!r}", file=manifest_path, column="world"
-        )
-    return manifest
 
 
 def _batches(path: Path, columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:

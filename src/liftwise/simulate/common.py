@@ -139,3 +139,75 @@ def ground_truth_columns(
 def observed(matrix: np.ndarray, arm_index: np.ndarray) -> np.ndarray:
     """The column of each row's assigned arm: the observed outcome is the potential one."""
     return matrix[np.arange(len(arm_index)), arm_index]
+
+
+def conditional_draw(rng: np.random.Generator, parent: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """One category per row from the probability row ``table[parent]`` (vectorised)."""
+    cum = np.cumsum(table, axis=1)[parent]
+    cum[:, -1] = 1.0
+    return (rng.random(len(parent))[:, None] > cum).sum(axis=1)
+
+
+def zipf_probabilities(n: int, exponent: float) -> np.ndarray:
+    """P(rank r) proportional to r^-exponent over ranks 1..n."""
+    weights = np.arange(1, n + 1, dtype=float) ** -exponent
+    return weights / weights.sum()
+
+
+def expected_net_profit(
+    expected_value: np.ndarray, probability: np.ndarray, arms: Sequence[ArmConfig]
+) -> np.ndarray:
+    """(n, arms) expected value minus contact and expected redemption costs."""
+    contact = np.array([a.contact_cost for a in arms])
+    redemption = np.array([a.redemption_cost for a in arms])
+    return expected_value - contact - redemption * probability
+
+
+class CampaignTotals:
+    """Running sums across chunks for the manifest's campaign summary (both worlds)."""
+
+    def __init__(self, arms: Sequence[ArmConfig]) -> None:
+        self.names = [a.name for a in arms]
+        k = len(arms)
+        self.types = dict.fromkeys(UNIT_TYPES, 0)
+        self.assigned = np.zeros(k, dtype=np.int64)
+        self.best = np.zeros(k, dtype=np.int64)
+        self.policy = dict.fromkeys(self.names, 0)
+        self.probability_sum = np.zeros(k)
+
+    def add(
+        self,
+        unit_type: np.ndarray,
+        arm: np.ndarray,
+        probability: np.ndarray,
+        net_profit: np.ndarray,
+        policy: np.ndarray,
+    ) -> None:
+        """One chunk: latent types, assigned arm indices, (n, k) probabilities and expected
+        net profits, and the current policy's arm names."""
+        k = len(self.names)
+        for name, count in zip(*np.unique(unit_type, return_counts=True), strict=True):
+            self.types[str(name)] += int(count)
+        for name, count in zip(*np.unique(policy, return_counts=True), strict=True):
+            self.policy[str(name)] += int(count)
+        self.assigned += np.bincount(arm, minlength=k)
+        self.best += np.bincount(net_profit.argmax(axis=1), minlength=k)
+        self.probability_sum += probability.sum(axis=0)
+
+    def summary(self, units: int) -> dict[str, object]:
+        def share(count: float) -> float:
+            return round(float(count) / units, 6)
+
+        mean_p = self.probability_sum / units
+        return {
+            "units": units,
+            "unit_type_share": {k: share(v) for k, v in self.types.items()},
+            "assigned_share": dict(zip(self.names, map(share, self.assigned), strict=True)),
+            "best_arm_share": dict(zip(self.names, map(share, self.best), strict=True)),
+            "current_policy_share": {k: share(v) for k, v in self.policy.items()},
+            "control_outcome_rate": round(float(mean_p[0]), 6),
+            "true_average_effect": {
+                n: round(float(p - mean_p[0]), 6)
+                for n, p in zip(self.names[1:], mean_p[1:], strict=True)
+            },
+        }

@@ -23,14 +23,16 @@ from liftwise.contracts.fintech import (
     SEGMENTS,
 )
 from liftwise.simulate.common import (
-    UNIT_TYPES,
     US_PER_DAY,
     US_PER_HOUR,
+    CampaignTotals,
     arms_columns,
     assign_arms,
     chunk_rng,
     classify_units,
+    conditional_draw,
     day_cdf,
+    expected_net_profit,
     ground_truth_columns,
     observed,
     resolve_arms,
@@ -38,6 +40,7 @@ from liftwise.simulate.common import (
     sample_hours,
     sigmoid,
     to_timestamps,
+    zipf_probabilities,
 )
 from liftwise.simulate.config import ArmConfig, WorldConfig
 from liftwise.simulate.sink import TableSink
@@ -154,7 +157,7 @@ def generate(config: WorldConfig, sink: TableSink, progress: Any) -> dict[str, A
     merchant_cdf, merchant_category = _write_merchants(config, sink)
     sink.write("arms", arms_columns(arms))
     cdf = day_cdf(config.history_start, config.days, _weekday_weights(config))
-    totals = _Totals(arm_names)
+    totals = CampaignTotals(arms)
     next_card, next_payment = 0, 0
     for chunk, start in enumerate(range(0, config.units, config.chunk_units)):
         size = min(config.chunk_units, config.units - start)
@@ -173,7 +176,6 @@ def generate(config: WorldConfig, sink: TableSink, progress: Any) -> dict[str, A
         monthly_spend = _trailing_spend(config, customers, payments)
         crng = chunk_rng(config.seed, _STREAM_CAMPAIGN, chunk)
         _write_campaign(crng, config, sink, arms, customers, cards, monthly_spend, totals)
-        totals.payments += len(payments["payment_id"])
         progress(size)
     return {
         "campaign": {
@@ -188,7 +190,11 @@ def generate(config: WorldConfig, sink: TableSink, progress: Any) -> dict[str, A
             "control": arm_names[0],
             "arms": [a.model_dump() for a in arms],
         },
-        "summary": totals.summary(config.units),
+        "summary": {
+            **totals.summary(config.units),
+            "payments": next_payment,
+            "payments_per_unit": round(next_payment / config.units, 6),
+        },
     }
 
 
@@ -203,12 +209,6 @@ def _hour_weights(config: WorldConfig) -> np.ndarray | None:
 def merchant_count(units: int) -> int:
     """Merchants grow with the customer base (one per 50 customers, 200 to 50,000)."""
     return int(np.clip(units // 50, 200, 50_000))
-
-
-def zipf_probabilities(n: int, exponent: float) -> np.ndarray:
-    """P(rank r) proportional to r^-exponent over ranks 1..n."""
-    weights = np.arange(1, n + 1, dtype=float) ** -exponent
-    return weights / weights.sum()
 
 
 def _write_merchants(config: WorldConfig, sink: TableSink) -> tuple[np.ndarray, np.ndarray]:
@@ -233,19 +233,10 @@ def _write_merchants(config: WorldConfig, sink: TableSink) -> tuple[np.ndarray, 
     return cdf, category
 
 
-def _categorical_rows(
-    rng: np.random.Generator, parent: np.ndarray, table: np.ndarray
-) -> np.ndarray:
-    """Draw a child category per row from ``table[parent]`` (row-wise conditional draw)."""
-    cum = np.cumsum(table, axis=1)[parent]
-    cum[:, -1] = 1.0
-    return (rng.random(len(parent))[:, None] > cum).sum(axis=1)
-
-
 def _draw_customers(rng: np.random.Generator, config: WorldConfig, start: int, n: int) -> Customers:
     segment = rng.choice(len(SEGMENTS), size=n, p=SEGMENT_P)
-    age = _categorical_rows(rng, segment, AGE_P_BY_SEGMENT)
-    income = _categorical_rows(rng, segment, INCOME_P_BY_SEGMENT)
+    age = conditional_draw(rng, segment, AGE_P_BY_SEGMENT)
+    income = conditional_draw(rng, segment, INCOME_P_BY_SEGMENT)
     region = rng.choice(len(REGIONS), size=n, p=REGION_P)
     is_student = segment == SEGMENTS.index("student")
     tenure = np.where(is_student, rng.gamma(1.5, 8.0, n), rng.gamma(2.0, 28.0, n))
@@ -310,7 +301,7 @@ def _draw_cards(
     n_cards = 1 + rng.binomial(2, extra_p)
     owner = np.repeat(np.arange(len(c.ids)), n_cards)
     position = np.arange(len(owner)) - np.repeat(np.cumsum(n_cards) - n_cards, n_cards)
-    card_type = _categorical_rows(rng, c.income_band[owner], CARD_P_BY_INCOME)
+    card_type = conditional_draw(rng, c.income_band[owner], CARD_P_BY_INCOME)
     first_is_debit = rng.random(len(owner)) < 0.8
     card_type = np.where((position == 0) & first_is_debit, 0, card_type)
     opened_days = np.floor(c.tenure_months[owner] * 30.44)
@@ -439,7 +430,7 @@ def _write_campaign(
     c: Customers,
     cards: dict[str, np.ndarray],
     monthly_spend: np.ndarray,
-    totals: _Totals,
+    totals: CampaignTotals,
 ) -> None:
     """Randomise the chunk into arms; draw potential outcomes under every arm."""
     n = len(c.ids)
@@ -488,51 +479,7 @@ def _write_campaign(
             c.ids, names, probability, expected_margin, converted, margin, unit_type
         ),
     )
-    sink.write("current_policy", {"unit_id": c.ids, "arm": current_policy(monthly_spend, names)})
-    costs = np.array([[a.contact_cost, a.redemption_cost] for a in arms])
-    net = expected_margin - (costs[:, 0] + costs[:, 1] * probability) - expected_margin[:, :1]
-    totals.add(unit_type, arm, probability, net)
-
-
-class _Totals:
-    """Running sums across chunks for the manifest's summary."""
-
-    def __init__(self, arm_names: list[str]) -> None:
-        self.arm_names = arm_names
-        self.types = dict.fromkeys(UNIT_TYPES, 0)
-        self.assigned = np.zeros(len(arm_names), dtype=np.int64)
-        self.probability_sum = np.zeros(len(arm_names))
-        self.best_arm = np.zeros(len(arm_names), dtype=np.int64)
-        self.payments = 0
-
-    def add(
-        self, unit_type: np.ndarray, arm: np.ndarray, probability: np.ndarray, net: np.ndarray
-    ) -> None:
-        for name, count in zip(*np.unique(unit_type, return_counts=True), strict=True):
-            self.types[str(name)] += int(count)
-        self.assigned += np.bincount(arm, minlength=len(self.arm_names))
-        self.probability_sum += probability.sum(axis=0)
-        best = np.where(net.max(axis=1) > 0, net.argmax(axis=1), 0)
-        self.best_arm += np.bincount(best, minlength=len(self.arm_names))
-
-    def summary(self, units: int) -> dict[str, Any]:
-        mean_p = self.probability_sum / units
-        return {
-            "units": units,
-            "payments": self.payments,
-            "payments_per_unit": round(self.payments / units, 6),
-            "unit_type_share": {k: round(v / units, 6) for k, v in self.types.items()},
-            "assigned_share": {
-                n: round(int(c) / units, 6)
-                for n, c in zip(self.arm_names, self.assigned, strict=True)
-            },
-            "control_conversion": round(float(mean_p[0]), 6),
-            "true_average_effect": {
-                n: round(float(p - mean_p[0]), 6)
-                for n, p in zip(self.arm_names[1:], mean_p[1:], strict=True)
-            },
-            "best_arm_share": {
-                n: round(int(c) / units, 6)
-                for n, c in zip(self.arm_names, self.best_arm, strict=True)
-            },
-        }
+    policy = current_policy(monthly_spend, names)
+    sink.write("current_policy", {"unit_id": c.ids, "arm": policy})
+    net = expected_net_profit(expected_margin, probability, arms)
+    totals.add(unit_type, arm, probability, net, policy)

@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 
 from liftwise import __version__
 from liftwise.contracts import world_contracts
+from liftwise.contracts.manifest import MANIFEST, read_manifest
 from liftwise.errors import UserError
 from liftwise.io import atomic_directory, sha256_file, write_json
 from liftwise.simulate.config import WorldConfig
 from liftwise.simulate.sink import TableSink
 
-MANIFEST = "manifest.json"
 MANIFEST_VERSION = "1"
 
 Progress = Callable[[int], None]
@@ -114,21 +114,4 @@ class World:
 
 def load_world(path: str | Path) -> World:
     """Open a world directory; a missing or unreadable manifest is a one-line UserError."""
-    import json
-
-    path = Path(path)
-    manifest_path = path / MANIFEST
-    if not path.is_dir():
-        raise UserError("no such directory", file=path)
-    if not manifest_path.is_file():
-        raise UserError("not a liftwise world: manifest.json is missing", file=path)
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(
-            f"invalid JSON at line {err.lineno}: {err.msg}", file=manifest_path
-        ) from None
-    for key in ("world", "tables"):
-        if key not in manifest:
-            raise UserError(f"missing field '{key}'", file=manifest_path)
-    return World(path=path, manifest=manifest)
+    return World(path=Path(path), manifest=read_manifest(path))
