@@ -16,10 +16,10 @@ $(UV):
 
 # --locked: fail if uv.lock is stale; --inexact: keep uv/pip themselves in the venv.
 setup: $(UV)
-	$(UV) sync --locked --inexact --quiet
+	$(UV) sync --locked --inexact --quiet --extra learn
 
 setup-test: $(UV)
-	$(UV) sync --locked --inexact --quiet --extra test
+	$(UV) sync --locked --inexact --quiet --extra learn --extra test
 
 quickstart: setup
 	$(VENV)/bin/liftwise quickstart --out $(or $(OUT),data/quickstart)
