@@ -416,3 +416,27 @@ def test_cli_hillstrom(
     assert "Womens E-Mail" in capsys.readouterr().out
     assert run_cli(["hillstrom", "--data", str(tmp_path / "absent.csv"), "--out", str(out)]) == 2
     assert "absent.csv: no such file" in capsys.readouterr().err
+
+
+def test_encode_like_reapplies_the_training_encoding(tmp_path):
+    from liftwise.ingest import encode_like
+
+    train = pd.DataFrame(
+        {
+            "g": ["a", "b", "a", "b"],
+            "x": [1.0, 2.0, 3.0, 4.0],
+            "c": ["u", "v", "w", "u"],
+            "y": [0, 1, 0, 1],
+        }
+    )
+    path = tmp_path / "train.csv"
+    train.to_csv(path, index=False)
+    frame = load_experiment(path, treatment="g", control="a", outcomes="y")
+    new = pd.DataFrame({"x": [5.0, 6.0], "c": ["v", "zzz"]})
+    encoded = encode_like(new, frame.features, source="new.csv")
+    assert list(encoded.columns) == list(frame.features)
+    assert encoded.loc[0, "c=v"] == 1.0 and encoded.loc[1, ["c=u", "c=v", "c=w"]].sum() == 0.0
+    with pytest.raises(UserError, match=r"new\.csv, column 'c': missing column"):
+        encode_like(new.drop(columns=["c"]), frame.features, source="new.csv")
+    with pytest.raises(UserError, match=r"column 'x', row 1"):
+        encode_like(new.assign(x=[1.0, None]), frame.features, source="new.csv")

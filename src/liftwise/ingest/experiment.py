@@ -317,3 +317,32 @@ def _encode_feature(
             column=column,
         )
     return {f"{column}={level}": (text == level).astype(np.float64) for level in levels}
+
+
+def encode_like(table: pd.DataFrame, features: Sequence[str], *, source: str) -> pd.DataFrame:
+    """Encode a raw table into the given encoded feature columns, as training did.
+
+    ``name=level`` columns are one-hot indicators of the raw column ``name`` (a level unseen
+    in training gives all zeros); other names are numeric columns. Missing raw columns,
+    non-numeric values and gaps are one-line UserErrors naming the column and row.
+    """
+    encoded: dict[str, pd.Series] = {}
+    for feature in features:
+        if feature in table.columns:
+            encoded[feature] = _numbers(table[feature], source=source, column=feature)
+            continue
+        column, sep, level = feature.partition("=")
+        if not sep or column not in table.columns:
+            raise UserError(
+                f"missing column needed by the model's feature '{feature}'",
+                file=source,
+                column=column if sep else feature,
+            )
+        _require_complete(table[column], source=source, column=column)
+        encoded[feature] = (table[column].astype(str) == level).astype(np.float64)
+    return pd.DataFrame(encoded, index=table.index)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet table with the loader's checks (missing file, bad suffix)."""
+    return _read_table(Path(path))
