@@ -1,0 +1,221 @@
+"""Commands that learn and apply uplift models: train (the model race) and score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from liftwise.cli.app import app, console, stdout
+from liftwise.errors import UserError
+
+
+def _pairs(specs: list[str] | None, option: str) -> dict[str, float]:
+    """``ARM=NUMBER`` options into a dict, with one-line errors naming the option."""
+    out: dict[str, float] = {}
+    for spec in specs or []:
+        name, sep, number = spec.rpartition("=")
+        if not sep or not name:
+            raise UserError(f"expected ARM=NUMBER, got '{spec}'", option=option)
+        try:
+            out[name] = float(number)
+        except ValueError:
+            raise UserError(f"not a number: '{number}' in '{spec}'", option=option) from None
+        if out[name] < 0:
+            raise UserError(f"cost of '{name}' must be >= 0, got {number}", option=option)
+    return out
+
+
+@app.command("train")
+def train_command(
+    out: Annotated[
+        Path, typer.Option(help="Directory for the race table, plots, report and model.")
+    ],
+    data: Annotated[Path | None, typer.Option(help="Experiment table (CSV or Parquet).")] = None,
+    treatment: Annotated[str | None, typer.Option(help="Column with each unit's arm.")] = None,
+    control: Annotated[str | None, typer.Option(help="Label of the control arm.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option(help="Outcome column to optimise (binary or continuous).")
+    ] = None,
+    features: Annotated[
+        list[str] | None, typer.Option(help="Feature columns (default: every other column).")
+    ] = None,
+    unit_id: Annotated[str | None, typer.Option(help="Unique integer id column.")] = None,
+    world: Annotated[
+        Path | None, typer.Option(help="Train on a generated world's past campaign instead.")
+    ] = None,
+    learners: Annotated[
+        str | None, typer.Option(help="Comma-separated learners (default: the standard race).")
+    ] = None,
+    value_per_outcome: Annotated[
+        float | None,
+        typer.Option(help="Money per unit of outcome (default 1; worlds: margin per conversion)."),
+    ] = None,
+    cost: Annotated[
+        list[str] | None, typer.Option(help="Contact cost per treated unit, ARM=C (repeat).")
+    ] = None,
+    redemption_cost: Annotated[
+        list[str] | None, typer.Option(help="Cost per converted treated unit, ARM=C (repeat).")
+    ] = None,
+    k: Annotated[float, typer.Option(help="Profit@K share of units that picks the winner.")] = 0.3,
+    validation_fraction: Annotated[float, typer.Option(help="Share held out for scoring.")] = 0.3,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed (split, learners, bootstrap).")] = 0,
+) -> None:
+    """Run the model race on an experiment; keep the winner (by Profit@K) and the report."""
+    from liftwise.evaluate.economics import ArmCost, Economics
+    from liftwise.evaluate.race import RaceSettings, run_race, winner_bundle
+    from liftwise.evaluate.report import save_race
+    from liftwise.learn.registry import DEFAULT_RACE
+
+    names = tuple(n.strip() for n in learners.split(",") if n.strip()) if learners else DEFAULT_RACE
+    contact, redemption = _pairs(cost, "--cost"), _pairs(redemption_cost, "--redemption-cost")
+    if world is not None:
+        frame, defaults, policy, world_kind, currency = _world_inputs(world)
+        outcome = outcome or frame.outcomes[0]
+        value = value_per_outcome if value_per_outcome is not None else defaults["value"]
+        costs = {
+            a: ArmCost(contact=c["contact"], redemption=c["redemption"])
+            for a, c in defaults["costs"].items()
+        }
+    else:
+        for option, given in (
+            ("--data", data),
+            ("--treatment", treatment),
+            ("--control", control),
+            ("--outcome", outcome),
+        ):
+            if given is None:
+                raise UserError("required unless --world is given", option=option)
+        from liftwise.ingest import load_experiment
+
+        frame = load_experiment(
+            data,
+            treatment=treatment,
+            control=control,
+            outcomes=outcome,
+            unit_id=unit_id,
+            features=features,
+        )
+        value, costs, policy, world_kind, currency = value_per_outcome or 1.0, {}, None, None, ""
+    for arm in set(contact) | set(redemption):
+        base = costs.get(arm, ArmCost())
+        costs[arm] = ArmCost(
+            contact=contact.get(arm, base.contact), redemption=redemption.get(arm, base.redemption)
+        )
+    if outcome not in frame.outcomes:
+        raise UserError(f"unknown outcome (known: {', '.join(frame.outcomes)})", option="--outcome")
+    settings = RaceSettings(
+        outcome=outcome,
+        economics=Economics(value_per_outcome=value, costs=costs),
+        learners=names,
+        k=k,
+        validation_fraction=validation_fraction,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    with console.status("racing") as status:
+        result = run_race(frame, settings, current_policy=policy, progress=status.update)
+    bundle = winner_bundle(result, frame, world=world_kind, currency=currency)
+    paths = save_race(result, bundle, out)
+    _print_race(result, currency)
+    stdout.print(f"winner: {result.winner}; report {paths['report']}; model {paths['model']}")
+
+
+def _world_inputs(path: Path):
+    """A world's campaign as a frame, its costs, value per conversion and current policy."""
+    from liftwise.features import experiment_frame
+    from liftwise.simulate import load_world
+
+    world = load_world(path)
+    frame = experiment_frame(world)
+    campaign = world.manifest["campaign"]
+    converted = frame.data[frame.outcomes[0]] == 1
+    value_column = frame.outcomes[1]
+    value = float(frame.data.loc[converted, value_column].mean()) if converted.any() else 1.0
+    costs = {
+        a["name"]: {"contact": a["contact_cost"], "redemption": a["redemption_cost"]}
+        for a in campaign["arms"]
+        if a["name"] != campaign["control"]
+    }
+    policy = world.read("current_policy").set_index("unit_id")["arm"]
+    return frame, {"value": value, "costs": costs}, policy, world.name, campaign["currency"]
+
+
+def _print_race(result, currency: str) -> None:
+    table = Table(
+        title=f"model race: Profit@{result.settings.k:.0%} on {result.n_validation:,} validation units {currency}"
+    )
+    for column in ("candidate", "Profit@K", "95% CI", "best K", "max profit", "fit s"):
+        table.add_column(column, justify="left" if column == "candidate" else "right")
+    ordered = result.table.sort_values("profit_at_k", ascending=False)
+    for row in ordered.itertuples():
+        name = f"{row.name} *" if row.winner else row.name
+        table.add_row(
+            name,
+            f"{row.profit_at_k:,.0f}",
+            f"{row.profit_at_k_low:,.0f} .. {row.profit_at_k_high:,.0f}",
+            f"{row.best_k:,}",
+            f"{row.max_profit:,.0f}",
+            f"{row.fit_seconds:.1f}" if row.kind == "learner" else "",
+        )
+    stdout.print(table)
+
+
+@app.command("score")
+def score_command(
+    model: Annotated[Path, typer.Option(help="Model directory written by `liftwise train`.")],
+    data: Annotated[
+        Path, typer.Option(help="Units to score: a CSV/Parquet table, or a world directory.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
+    alpha: Annotated[float, typer.Option(help="Interval level is 1 - alpha.")] = 0.05,
+    unit_id: Annotated[
+        str | None, typer.Option(help="Id column of the table (default: row number).")
+    ] = None,
+) -> None:
+    """Per unit and arm: effect, its interval where available, and expected net profit."""
+    import numpy as np
+
+    from liftwise.evaluate.bundle import load_bundle, score_units
+    from liftwise.io import atomic_path
+
+    if not 0 < alpha < 1:
+        raise UserError(f"must be in (0, 1), got {alpha}", option="--alpha")
+    if out.suffix not in (".parquet", ".csv"):
+        raise UserError("output must end in .parquet or .csv", option="--out", file=out)
+    bundle = load_bundle(model)
+    if data.is_dir():
+        from liftwise.features import unit_features
+        from liftwise.simulate import load_world
+
+        world = load_world(data)
+        if bundle.world != world.name:
+            raise UserError(
+                f"the model was trained on {bundle.world or 'a table'}, not a {world.name} world",
+                file=data,
+            )
+        import datetime as dt
+
+        table = unit_features(
+            world, dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"])
+        )
+        ids = table.index.to_numpy()
+        X = table[list(bundle.features)].to_numpy(dtype=np.float64)
+    else:
+        from liftwise.ingest import encode_like, read_table
+
+        raw = read_table(data)
+        if unit_id is not None and unit_id not in raw.columns:
+            raise UserError("missing column", file=data, column=unit_id)
+        ids = raw[unit_id].to_numpy() if unit_id else np.arange(len(raw))
+        X = encode_like(raw, bundle.features, source=str(data)).to_numpy(dtype=np.float64)
+    scores = score_units(bundle, X, ids, alpha=alpha)
+    with atomic_path(out) as tmp:
+        if out.suffix == ".csv":
+            scores.to_csv(tmp, index=False)
+        else:
+            scores.to_parquet(tmp, index=False)
+    stdout.print(f"scored {len(ids):,} units x {len(bundle.treatments)} arms -> {out}")

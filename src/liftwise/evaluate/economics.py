@@ -1,0 +1,79 @@
+"""Money: the value of an outcome and each arm's costs, and expected net profit per arm.
+
+Expected incremental net profit of giving arm *a* to a unit, against leaving it alone:
+
+    value_per_outcome * (mu_a - mu_0) - contact_cost_a - redemption_cost_a * mu_a
+
+where mu_a is the predicted outcome under arm *a* (for a binary outcome, the probability
+of converting, i.e. of redeeming the offer). This is what rankings, Profit@K and, later,
+the budget optimiser maximise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ArmCost(BaseModel):
+    """What treating one unit with an arm costs: per contact and per conversion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contact: float = Field(default=0.0, ge=0)
+    redemption: float = Field(default=0.0, ge=0)
+
+
+class Economics(BaseModel):
+    """Value of one unit of outcome and the cost of every treatment arm."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value_per_outcome: float = Field(default=1.0, gt=0)
+    costs: dict[str, ArmCost] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names(self) -> Economics:
+        for name in self.costs:
+            if not name:
+                raise ValueError("arm names in costs must be non-empty")
+        return self
+
+    def arrays(self, treatments: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Contact and redemption cost per treatment arm, in ``treatments`` order."""
+        free = ArmCost()
+        contact = np.array([self.costs.get(a, free).contact for a in treatments], dtype=float)
+        redemption = np.array([self.costs.get(a, free).redemption for a in treatments], dtype=float)
+        return contact, redemption
+
+    def unknown_arms(self, arms: Sequence[str]) -> list[str]:
+        return sorted(set(self.costs) - set(arms))
+
+    @classmethod
+    def from_world_arms(cls, arms: Sequence[Mapping[str, float | str]], value: float) -> Economics:
+        """Costs from a world manifest's campaign arms."""
+        return cls(
+            value_per_outcome=value,
+            costs={
+                str(a["name"]): ArmCost(
+                    contact=float(a["contact_cost"]), redemption=float(a["redemption_cost"])
+                )
+                for a in arms
+            },
+        )
+
+
+def expected_profit(
+    outcomes: np.ndarray,
+    *,
+    value_per_outcome: float,
+    contact_cost: np.ndarray,
+    redemption_cost: np.ndarray,
+) -> np.ndarray:
+    """Expected incremental net profit (n, K) from predicted outcomes (n, K + 1) under every
+    arm (column 0 = control)."""
+    outcomes = np.asarray(outcomes, dtype=float)
+    effect = outcomes[:, 1:] - outcomes[:, :1]
+    return value_per_outcome * effect - contact_cost - redemption_cost * outcomes[:, 1:]

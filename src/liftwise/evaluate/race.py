@@ -1,0 +1,310 @@
+"""The model race: fit candidate learners, score them with baselines on a validation split,
+and pick the winner by Profit@K (with its bootstrap CI).
+
+Every candidate ranks validation units by the expected net profit of its best arm
+(:func:`~liftwise.evaluate.economics.expected_profit`); Profit@K is the inverse-propensity
+estimate of the incremental net profit of treating the top K with their best arm
+(:func:`~liftwise.evaluate.metrics.policy_profit_curve`). Per-arm AUUC, Qini and
+uplift@k rank by the predicted effect, the usual way, in both normalisations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from liftwise.contracts.experiment import ExperimentFrame
+from liftwise.errors import UserError
+from liftwise.evaluate.bootstrap import Interval, bootstrap_ci
+from liftwise.evaluate.economics import Economics, expected_profit
+from liftwise.evaluate.metrics import (
+    Curve,
+    auuc,
+    policy_profit_at_k,
+    policy_profit_curve,
+    qini_coefficient,
+    qini_curve,
+    uplift_at_k,
+    uplift_curve,
+)
+from liftwise.learn.base import UpliftLearner, outcome_kind
+from liftwise.learn.registry import DEFAULT_RACE, make_learner
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RaceSettings:
+    """What the race optimises and how it measures it."""
+
+    outcome: str
+    economics: Economics
+    learners: tuple[str, ...] = DEFAULT_RACE
+    k: float = 0.3  # Profit@K at this share of the validation units
+    uplift_k: float = 0.3  # uplift@k for the per-arm table
+    validation_fraction: float = 0.3
+    n_boot: int = 200
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.k <= 1:
+            raise UserError(f"must be in (0, 1], got {self.k}", option="--k")
+        if not 0 < self.validation_fraction < 1:
+            raise UserError(
+                f"must be in (0, 1), got {self.validation_fraction}", option="--validation-fraction"
+            )
+
+
+@dataclass
+class Candidate:
+    """One contestant on the validation split: its profit scores and, for learners, effects."""
+
+    name: str
+    kind: str  # "learner" or "baseline"
+    profit_scores: np.ndarray  # (n_val, K) expected incremental net profit per arm
+    effects: np.ndarray | None = None  # (n_val, K) predicted effects (learners only)
+    treat_limit: int | None = None  # a fixed policy treats at most this many units
+    fit_seconds: float = 0.0
+    model: UpliftLearner | None = None
+
+
+@dataclass
+class RaceResult:
+    """The table, the curves for the plots, the winner and its refitted model."""
+
+    table: pd.DataFrame
+    policy_curves: dict[str, Curve]
+    arm_curves: dict[str, dict[str, tuple[Curve, Curve]]]  # learner -> arm -> (uplift, qini)
+    winner: str
+    winner_model: UpliftLearner
+    arms: tuple[str, ...]
+    n_validation: int
+    propensity: np.ndarray
+    settings: RaceSettings
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def split_by_arm(treatment: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean validation mask holding ``fraction`` of every arm (stratified, seeded)."""
+    rng = np.random.default_rng([seed, 7])
+    mask = np.zeros(len(treatment), dtype=bool)
+    for arm in np.unique(treatment):
+        members = np.flatnonzero(treatment == arm)
+        chosen = rng.permutation(members)[: round(fraction * len(members))]
+        mask[chosen] = True
+    return mask
+
+
+def run_race(
+    frame: ExperimentFrame,
+    settings: RaceSettings,
+    *,
+    current_policy: pd.Series | None = None,
+    progress: Progress | None = None,
+) -> RaceResult:
+    """Run the race on an experiment frame; ``current_policy`` maps unit_id -> arm."""
+    say = progress or (lambda _m: None)
+    unknown = settings.economics.unknown_arms(frame.arms)
+    if unknown:
+        raise UserError(
+            f"costs given for unknown arm(s) {unknown} (arms: {', '.join(frame.arms)})",
+            option="--cost",
+        )
+    X, t, y = frame.X(), frame.treatment_codes(), frame.y(settings.outcome)
+    kind = outcome_kind(y)
+    contact, redemption = settings.economics.arrays(frame.treatments)
+    if kind == "continuous" and redemption.any():
+        raise UserError(
+            "redemption costs need a binary (converted) outcome to know who redeems",
+            option="--redemption-cost",
+        )
+    validation = split_by_arm(t, settings.validation_fraction, settings.seed)
+    propensity = np.bincount(t, minlength=len(frame.arms)) / len(t)  # randomised design
+    economics = {
+        "value_per_outcome": settings.economics.value_per_outcome,
+        "contact_cost": contact,
+        "redemption_cost": redemption,
+    }
+    candidates = []
+    for name in settings.learners:
+        say(f"fitting {name}")
+        learner = make_learner(name, settings.seed)
+        started = time.perf_counter()
+        learner.fit(X[~validation], t[~validation], y[~validation])
+        seconds = time.perf_counter() - started
+        outcomes = learner.predict_outcomes(X[validation])
+        candidates.append(
+            Candidate(
+                name=name,
+                kind="learner",
+                profit_scores=expected_profit(outcomes, **economics),
+                effects=outcomes[:, 1:] - outcomes[:, :1],
+                fit_seconds=seconds,
+                model=learner,
+            )
+        )
+    unit_ids = frame.data["unit_id"].to_numpy()[validation]
+    candidates.extend(_baselines(frame, unit_ids, settings.seed, current_policy))
+    say("scoring")
+    y_val, t_val = y[validation], t[validation]
+    result_rows, policy_curves, arm_curves = [], {}, {}
+    for candidate in candidates:
+        row, curve = _policy_row(candidate, y_val, t_val, propensity, economics, settings)
+        policy_curves[candidate.name] = curve
+        if candidate.effects is not None:
+            arm_rows, arm_curves[candidate.name] = _arm_metrics(
+                candidate, y_val, t_val, frame.treatments, settings
+            )
+            row.update(arm_rows)
+        result_rows.append(row)
+    table = pd.DataFrame(result_rows)
+    learners = table[table["kind"] == "learner"]
+    if learners.empty:
+        raise UserError("no learner in the race", option="--learners")
+    winner = str(
+        learners.sort_values(["profit_at_k", "name"], ascending=[False, True]).iloc[0]["name"]
+    )
+    say(f"refitting winner {winner} on all units")
+    model = make_learner(winner, settings.seed).fit(X, t, y)
+    table.insert(2, "winner", table["name"] == winner)
+    return RaceResult(
+        table=table,
+        policy_curves=policy_curves,
+        arm_curves=arm_curves,
+        winner=winner,
+        winner_model=model,
+        arms=frame.arms,
+        n_validation=int(validation.sum()),
+        propensity=propensity,
+        settings=settings,
+    )
+
+
+def _baselines(
+    frame: ExperimentFrame, unit_ids: np.ndarray, seed: int, current_policy: pd.Series | None
+) -> list[Candidate]:
+    """Random targeting, treat-everyone with each arm, and the current policy if known."""
+    n, k = len(unit_ids), len(frame.treatments)
+    rng = np.random.default_rng([seed, 11])
+    out = [Candidate("random", "baseline", rng.random((n, k)))]
+    for index, arm in enumerate(frame.treatments):
+        scores = np.zeros((n, k))
+        scores[:, index] = 1.0  # every unit gets this arm; all tied, so Profit@K scales with K
+        out.append(Candidate(f"treat all: {arm}", "baseline", scores))
+    if current_policy is not None:
+        chosen = current_policy.reindex(unit_ids).fillna(frame.control).to_numpy()
+        scores = np.full((n, k), -1.0)
+        for index, arm in enumerate(frame.treatments):
+            scores[chosen == arm, index] = 1.0
+        treated = int((chosen != frame.control).sum())
+        out.append(Candidate("current policy", "baseline", scores, treat_limit=treated))
+    return out
+
+
+def _policy_row(
+    candidate: Candidate,
+    y: np.ndarray,
+    t: np.ndarray,
+    propensity: np.ndarray,
+    economics: dict,
+    settings: RaceSettings,
+) -> tuple[dict[str, object], Curve]:
+    """Profit@K with its bootstrap CI, the best K and its profit, for one candidate."""
+    n = len(y)
+    k = round(settings.k * n)
+    limit = candidate.treat_limit
+
+    def profit_at(yy: np.ndarray, tt: np.ndarray, ss: np.ndarray) -> float:
+        kk = k if limit is None else min(k, round(limit * len(yy) / n))
+        if kk == 0:
+            return 0.0
+        return policy_profit_at_k(yy, tt, ss, kk, propensity=propensity, **economics)
+
+    curve = policy_profit_curve(y, t, candidate.profit_scores, propensity=propensity, **economics)
+    if limit is not None:  # a fixed policy stops treating after its own units
+        stop = np.searchsorted(curve.x, limit, side="right")
+        curve = Curve(curve.x, np.where(curve.x <= limit, curve.y, curve.y[max(stop - 1, 0)]))
+    interval: Interval = bootstrap_ci(
+        profit_at,
+        y,
+        t,
+        candidate.profit_scores,
+        n_boot=settings.n_boot,
+        seed=settings.seed,
+        stratify=t,
+    )
+    best_k, best_profit = curve.best()
+    return {
+        "name": candidate.name,
+        "kind": candidate.kind,
+        "profit_at_k": interval.estimate,
+        "profit_at_k_low": interval.low,
+        "profit_at_k_high": interval.high,
+        "profit_per_1000_units": interval.estimate / n * 1000,
+        "best_k": best_k,
+        "max_profit": best_profit,
+        "fit_seconds": round(candidate.fit_seconds, 2),
+    }, curve
+
+
+def _arm_metrics(
+    candidate: Candidate,
+    y: np.ndarray,
+    t: np.ndarray,
+    treatments: Sequence[str],
+    settings: RaceSettings,
+) -> tuple[dict[str, float], dict[str, tuple[Curve, Curve]]]:
+    """Per arm: Qini and AUUC (both normalisations, Qini with a CI) and uplift@k."""
+    assert candidate.effects is not None
+    row: dict[str, float] = {}
+    curves: dict[str, tuple[Curve, Curve]] = {}
+    for index, arm in enumerate(treatments, start=1):
+        score = candidate.effects[:, index - 1]
+        qini = bootstrap_ci(
+            lambda yy, tt, ss, a=index: qini_coefficient(yy, tt, ss, arm=a),
+            y, t, score, n_boot=settings.n_boot, seed=settings.seed, stratify=t,
+        )  # fmt: skip
+        row[f"qini[{arm}]"] = qini.estimate
+        row[f"qini_low[{arm}]"] = qini.low
+        row[f"qini_high[{arm}]"] = qini.high
+        row[f"qini_causalml[{arm}]"] = qini_coefficient(
+            y, t, score, arm=index, normalize="causalml"
+        )
+        row[f"auuc[{arm}]"] = auuc(y, t, score, arm=index)
+        row[f"auuc_causalml[{arm}]"] = auuc(y, t, score, arm=index, normalize="causalml")
+        row[f"uplift@{settings.uplift_k:g}[{arm}]"] = uplift_at_k(
+            y, t, score, settings.uplift_k, arm=index
+        )
+        curves[arm] = (uplift_curve(y, t, score, arm=index), qini_curve(y, t, score, arm=index))
+    return row, curves
+
+
+def winner_bundle(
+    result: RaceResult, frame: ExperimentFrame, *, world: str | None = None, **metadata: object
+):
+    """The race winner, refitted on all units, packaged for scoring new units."""
+    from liftwise.evaluate.bundle import ModelBundle
+
+    row = result.table[result.table["name"] == result.winner].iloc[0]
+    return ModelBundle(
+        learner=result.winner_model,
+        learner_name=result.winner,
+        features=frame.features,
+        arms=frame.arms,
+        outcome=result.settings.outcome,
+        economics=result.settings.economics,
+        world=world,
+        metadata={
+            "trained_on": frame.source,
+            "units": len(frame.data),
+            "seed": result.settings.seed,
+            "profit_at_k": float(row["profit_at_k"]),
+            "profit_at_k_ci": [float(row["profit_at_k_low"]), float(row["profit_at_k_high"])],
+            "k": result.settings.k,
+            **metadata,
+        },
+    )
