@@ -190,9 +190,11 @@ def test_current_policy_gives_biggest_offer_to_top_spenders(fintech_world: World
     spend = recent.groupby("customer_id")["amount_vnd"].sum() * 30 / window
     spend = spend.reindex(policy["unit_id"], fill_value=0).to_numpy()
     arm = policy["arm"].to_numpy()
-    assert (arm[spend >= fintech.CURRENT_POLICY_TOP_VND] == "cashback_10").all()
-    assert (arm[spend < fintech.CURRENT_POLICY_MID_VND] == "control").all()
-    assert 0.05 < (arm == "cashback_10").mean() < 0.5
+    thresholds = fintech_world.manifest["campaign"]["current_policy"]
+    assert (arm[spend >= thresholds["top_monthly_spend_vnd"] + 1] == "cashback_10").all()
+    assert (arm[spend < thresholds["mid_monthly_spend_vnd"] - 1] == "control").all()
+    assert (arm == "cashback_10").mean() == pytest.approx(0.10, abs=0.002)
+    assert (arm == "cashback_5").mean() == pytest.approx(0.15, abs=0.002)
 
 
 def test_oracle_beats_current_policy_and_every_treat_all(fintech_world: World):

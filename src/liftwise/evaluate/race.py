@@ -124,6 +124,7 @@ def run_race(
         )
     validation = split_by_arm(t, settings.validation_fraction, settings.seed)
     propensity = np.bincount(t, minlength=len(frame.arms)) / len(t)  # randomised design
+    design = tuple(float(p) for p in propensity)
     economics = {
         "value_per_outcome": settings.economics.value_per_outcome,
         "contact_cost": contact,
@@ -132,7 +133,7 @@ def run_race(
     candidates = []
     for name in settings.learners:
         say(f"fitting {name}")
-        learner = make_learner(name, settings.seed)
+        learner = make_learner(name, settings.seed, design)
         started = time.perf_counter()
         learner.fit(X[~validation], t[~validation], y[~validation])
         seconds = time.perf_counter() - started
@@ -169,7 +170,7 @@ def run_race(
         learners.sort_values(["profit_at_k", "name"], ascending=[False, True]).iloc[0]["name"]
     )
     say(f"refitting winner {winner} on all units")
-    model = make_learner(winner, settings.seed).fit(X, t, y)
+    model = make_learner(winner, settings.seed, design).fit(X, t, y)
     table.insert(2, "winner", table["name"] == winner)
     return RaceResult(
         table=table,

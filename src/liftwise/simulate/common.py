@@ -181,18 +181,23 @@ class CampaignTotals:
         arm: np.ndarray,
         probability: np.ndarray,
         net_profit: np.ndarray,
-        policy: np.ndarray,
+        policy: np.ndarray | None = None,
     ) -> None:
         """One chunk: latent types, assigned arm indices, (n, k) probabilities and expected
-        net profits, and the current policy's arm names."""
+        net profits, and (when known per chunk) the current policy's arm names."""
         k = len(self.names)
         for name, count in zip(*np.unique(unit_type, return_counts=True), strict=True):
             self.types[str(name)] += int(count)
-        for name, count in zip(*np.unique(policy, return_counts=True), strict=True):
-            self.policy[str(name)] += int(count)
+        if policy is not None:
+            self.add_policy(policy)
         self.assigned += np.bincount(arm, minlength=k)
         self.best += np.bincount(net_profit.argmax(axis=1), minlength=k)
         self.probability_sum += probability.sum(axis=0)
+
+    def add_policy(self, policy: np.ndarray) -> None:
+        """Count the current policy's arms (for a chunk, or all units at once)."""
+        for name, count in zip(*np.unique(policy, return_counts=True), strict=True):
+            self.policy[str(name)] += int(count)
 
     def summary(self, units: int) -> dict[str, object]:
         def share(count: float) -> float:

@@ -124,10 +124,11 @@ CONVERTER_SPEND_SIGMA = 0.6
 MARGIN_RATE = 0.04
 SPEND_BOOST = {"control": 0.0, "cashback_5": 0.05, "cashback_10": 0.12, "fee_waiver": 0.03}
 
-# Today's rule reads monthly card spend over the last (up to) 90 days.
+# Today's rule ranks customers by monthly card spend over the last (up to) 90 days: the top
+# 10% get the biggest offer, the next 15% the smaller one.
 CURRENT_POLICY_WINDOW_DAYS = 90
-CURRENT_POLICY_TOP_VND = 25_000_000  # per month: about the top 10% get the biggest offer
-CURRENT_POLICY_MID_VND = 15_000_000  # per month: about the next 15% get the smaller one
+CURRENT_POLICY_TOP_SHARE = 0.10
+CURRENT_POLICY_MID_SHARE = 0.15
 
 _STREAM_MERCHANTS, _STREAM_CUSTOMERS, _STREAM_PAYMENTS, _STREAM_CAMPAIGN = 1, 2, 3, 4
 
@@ -159,6 +160,7 @@ def generate(config: WorldConfig, sink: TableSink, progress: Any) -> dict[str, A
     cdf = day_cdf(config.history_start, config.days, _weekday_weights(config))
     totals = CampaignTotals(arms)
     next_card, next_payment = 0, 0
+    spend: list[np.ndarray] = []  # monthly spend per customer: 8 bytes a unit, for the policy
     for chunk, start in enumerate(range(0, config.units, config.chunk_units)):
         size = min(config.chunk_units, config.units - start)
         rng = chunk_rng(config.seed, _STREAM_CUSTOMERS, chunk)
@@ -173,9 +175,9 @@ def generate(config: WorldConfig, sink: TableSink, progress: Any) -> dict[str, A
         )
         next_payment += len(payments["payment_id"])
         sink.write("payments", _public(payments))
-        monthly_spend = _trailing_spend(config, customers, payments)
+        spend.append(_trailing_spend(config, customers, payments))
         crng = chunk_rng(config.seed, _STREAM_CAMPAIGN, chunk)
-        _write_campaign(crng, config, sink, arms, customers, cards, monthly_spend, totals)
+        _write_campaign(crng, config, sink, arms, customers, cards, totals)
         progress(size)
     return {
         "campaign": {
@@ -189,6 +191,9 @@ def generate(config: WorldConfig, sink: TableSink, progress: Any) -> dict[str, A
             "window_days": config.outcome_window_days,
             "control": arm_names[0],
             "arms": [a.model_dump() for a in arms],
+            "current_policy": _write_current_policy(
+                config, sink, np.concatenate(spend), arm_names, totals
+            ),
         },
         "summary": {
             **totals.summary(config.units),
@@ -377,10 +382,12 @@ def _trailing_spend(
     return total * 30.0 / window
 
 
-def current_policy(monthly_spend_vnd: np.ndarray, arm_names: list[str]) -> np.ndarray:
+def current_policy(
+    monthly_spend_vnd: np.ndarray, arm_names: list[str], top_vnd: float, mid_vnd: float
+) -> np.ndarray:
     """Today's rule without uplift: the biggest offer to the top spenders.
 
-    Monthly spend >= 25M VND gets cashback_10, >= 15M gets cashback_5, the rest none
+    Monthly spend >= ``top_vnd`` gets cashback_10, >= ``mid_vnd`` cashback_5, the rest none
     (arms missing from the campaign fall back to control).
     """
 
@@ -388,10 +395,29 @@ def current_policy(monthly_spend_vnd: np.ndarray, arm_names: list[str]) -> np.nd
         return name if name in arm_names else arm_names[0]
 
     return np.where(
-        monthly_spend_vnd >= CURRENT_POLICY_TOP_VND,
+        monthly_spend_vnd >= top_vnd,
         pick("cashback_10"),
-        np.where(monthly_spend_vnd >= CURRENT_POLICY_MID_VND, pick("cashback_5"), arm_names[0]),
+        np.where(monthly_spend_vnd >= mid_vnd, pick("cashback_5"), arm_names[0]),
     ).astype(object)
+
+
+def _write_current_policy(
+    config: WorldConfig,
+    sink: TableSink,
+    monthly_spend: np.ndarray,
+    arm_names: list[str],
+    totals: CampaignTotals,
+) -> dict[str, float]:
+    """Set the thresholds at the spend quantiles of the whole base, then write the policy."""
+    top = float(np.quantile(monthly_spend, 1 - CURRENT_POLICY_TOP_SHARE))
+    mid = float(np.quantile(monthly_spend, 1 - CURRENT_POLICY_TOP_SHARE - CURRENT_POLICY_MID_SHARE))
+    for start in range(0, config.units, config.chunk_units):
+        part = monthly_spend[start : start + config.chunk_units]
+        policy = current_policy(part, arm_names, top, mid)
+        ids = np.arange(start, start + len(part), dtype=np.int64)
+        sink.write("current_policy", {"unit_id": ids, "arm": policy})
+        totals.add_policy(policy)
+    return {"top_monthly_spend_vnd": round(top, 2), "mid_monthly_spend_vnd": round(mid, 2)}
 
 
 def effect_model(
@@ -429,7 +455,6 @@ def _write_campaign(
     arms: tuple[ArmConfig, ...],
     c: Customers,
     cards: dict[str, np.ndarray],
-    monthly_spend: np.ndarray,
     totals: CampaignTotals,
 ) -> None:
     """Randomise the chunk into arms; draw potential outcomes under every arm."""
@@ -479,7 +504,5 @@ def _write_campaign(
             c.ids, names, probability, expected_margin, converted, margin, unit_type
         ),
     )
-    policy = current_policy(monthly_spend, names)
-    sink.write("current_policy", {"unit_id": c.ids, "arm": policy})
     net = expected_net_profit(expected_margin, probability, arms)
-    totals.add(unit_type, arm, probability, net, policy)
+    totals.add(unit_type, arm, probability, net)
