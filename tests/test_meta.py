@@ -131,7 +131,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert lgb["num_leaves"] == 31 and lgb["min_child_samples"] == 50
     assert lgb["n_jobs"] == 1 and lgb["deterministic"] and lgb["random_state"] == 7
     cb = make_base_model("catboost", "classifier", {"depth": 4}, random_state=7).get_params()
-    assert cb["iterations"] == 300 and cb["depth"] == 4 and cb["thread_count"] == 2
+    assert cb["iterations"] == 300 and cb["depth"] == 4 and cb["thread_count"] == 1
     assert cb["random_seed"] == 7 and cb["allow_writing_files"] is False
     assert LIGHTGBM_DEFAULTS["n_jobs"] <= 2 and CATBOOST_DEFAULTS["thread_count"] <= 2
 
