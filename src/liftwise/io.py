@@ -120,3 +120,13 @@ class ParquetStream:
         with contextlib.suppress(Exception):
             self._writer.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def write_frame(path: str | Path, frame: Any) -> None:
+    """Write a DataFrame atomically as CSV or Parquet, by the path's suffix."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)

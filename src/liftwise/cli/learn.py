@@ -177,16 +177,86 @@ def score_command(
     ] = None,
 ) -> None:
     """Per unit and arm: effect, its interval where available, and expected net profit."""
-    import numpy as np
 
     from liftwise.evaluate.bundle import load_bundle, score_units
-    from liftwise.io import atomic_path
+    from liftwise.io import write_frame
 
     if not 0 < alpha < 1:
         raise UserError(f"must be in (0, 1), got {alpha}", option="--alpha")
     if out.suffix not in (".parquet", ".csv"):
         raise UserError("output must end in .parquet or .csv", option="--out", file=out)
     bundle = load_bundle(model)
+    ids, X, _features, _now = _units_to_score(bundle, data, unit_id)
+    scores = score_units(bundle, X, ids, alpha=alpha)
+    write_frame(out, scores)
+    stdout.print(f"scored {len(ids):,} units x {len(bundle.treatments)} arms -> {out}")
+
+
+@app.command("decide")
+def decide_command(
+    model: Annotated[Path, typer.Option(help="Model directory written by `liftwise train`.")],
+    data: Annotated[
+        Path, typer.Option(help="Units to decide for: a CSV/Parquet table, or a world directory.")
+    ],
+    budget: Annotated[float, typer.Option(help="Total expected treatment cost allowed.")],
+    out: Annotated[Path, typer.Option(help="Decision table to write (.parquet or .csv).")],
+    guardrails: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML: costs, capacity, do_not_contact, eligibility, contact_cap, soft_guardrail."
+        ),
+    ] = None,
+    exposures: Annotated[
+        Path | None, typer.Option(help="Exposure history (unit_id, occurred_at) for contact caps.")
+    ] = None,
+    unit_id: Annotated[
+        str | None, typer.Option(help="Id column of the table (default: row number).")
+    ] = None,
+) -> None:
+    """Choose one arm (or none) per unit under the budget and guardrails, with reasons."""
+    import datetime as dt
+
+    from liftwise.decide.batch import decide_batch
+    from liftwise.decide.config import load_decision_config
+    from liftwise.evaluate.bundle import load_bundle
+    from liftwise.io import write_frame
+
+    if out.suffix not in (".parquet", ".csv"):
+        raise UserError("output must end in .parquet or .csv", option="--out", file=out)
+    config = load_decision_config(guardrails, budget=budget)
+    bundle = load_bundle(model)
+    ids, X, features, now = _units_to_score(bundle, data, unit_id)
+    history = None
+    if exposures is not None:
+        from liftwise.ingest import read_table
+
+        history = read_table(exposures)
+    decisions = decide_batch(
+        bundle, X, ids, features, config, exposures=history, now=now or dt.datetime.now(),
+        source=str(guardrails or "decision config"),
+    )  # fmt: skip
+    write_frame(out, decisions.table)
+    summary = decisions.summary()
+    table = Table(title=f"decisions: budget {budget:,.0f}")
+    for column in ("arm", "units"):
+        table.add_column(column)
+    for arm, count in summary["arm_counts"].items():
+        table.add_row(arm, f"{count:,}")
+    for reason, count in summary["reasons"].items():
+        table.add_row(f"  untreated: {reason}", f"{count:,}")
+    stdout.print(table)
+    stdout.print(
+        f"expected profit {summary['expected_profit']:,.2f}, cost {summary['expected_cost']:,.2f}, "
+        f"certified gap {summary['gap']:,.2f} (bound {summary['upper_bound']:,.2f}) -> {out}"
+    )
+
+
+def _units_to_score(bundle, data: Path, unit_id: str | None):
+    """(ids, X, feature table, decision time) from a table or a world directory."""
+    import datetime as dt
+
+    import numpy as np
+
     if data.is_dir():
         from liftwise.features import unit_features
         from liftwise.simulate import load_world
@@ -197,25 +267,21 @@ def score_command(
                 f"the model was trained on {bundle.world or 'a table'}, not a {world.name} world",
                 file=data,
             )
-        import datetime as dt
-
-        table = unit_features(
-            world, dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"])
-        )
-        ids = table.index.to_numpy()
+        now = dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"])
+        table = unit_features(world, now)
         X = table[list(bundle.features)].to_numpy(dtype=np.float64)
-    else:
-        from liftwise.ingest import encode_like, read_table
+        features = table.join(
+            world.read(world.manifest["campaign"]["unit_table"]).set_index(
+                world.manifest["campaign"]["unit_key"]
+            ),
+            rsuffix="_raw",
+        )
+        return table.index.to_numpy(), X, features, now
+    from liftwise.ingest import encode_like, read_table
 
-        raw = read_table(data)
-        if unit_id is not None and unit_id not in raw.columns:
-            raise UserError("missing column", file=data, column=unit_id)
-        ids = raw[unit_id].to_numpy() if unit_id else np.arange(len(raw))
-        X = encode_like(raw, bundle.features, source=str(data)).to_numpy(dtype=np.float64)
-    scores = score_units(bundle, X, ids, alpha=alpha)
-    with atomic_path(out) as tmp:
-        if out.suffix == ".csv":
-            scores.to_csv(tmp, index=False)
-        else:
-            scores.to_parquet(tmp, index=False)
-    stdout.print(f"scored {len(ids):,} units x {len(bundle.treatments)} arms -> {out}")
+    raw = read_table(data)
+    if unit_id is not None and unit_id not in raw.columns:
+        raise UserError("missing column", file=data, column=unit_id)
+    ids = raw[unit_id].to_numpy() if unit_id else np.arange(len(raw))
+    X = encode_like(raw, bundle.features, source=str(data)).to_numpy(dtype=np.float64)
+    return ids, X, raw, None

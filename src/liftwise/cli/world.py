@@ -211,21 +211,34 @@ def quickstart_command(
     units: Annotated[int, typer.Option(help="Customers in the generated world.")] = 50_000,
     days: Annotated[int, typer.Option(help="Days of payment history.")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    learners: Annotated[
+        str | None, typer.Option(help="Comma-separated learners for the race.")
+    ] = None,
 ) -> None:
-    """Generate a fintech world, validate it against its contracts and summarise it."""
-    from liftwise.contracts.validate import validate_world
-    from liftwise.simulate import load_world, simulate
-    from liftwise.simulate.summary import summarize_world
+    """Generate a fintech world, race the learners, decide a campaign under a budget and
+    value it with ground truth against every baseline; writes an HTML report."""
+    from liftwise.pipeline.quickstart import QUICK_RACE, run_quickstart
 
-    world_dir = out / "world"
-    config = _world_config(world="fintech", units=units, days=days, seed=seed)
-    with progress_bar("simulating fintech", total=units) as advance:
-        manifest = simulate(config, world_dir, progress=advance)
-    total = sum(manifest["sizes"].values())
-    with progress_bar("validating", total=total) as advance:
-        result = validate_world(world_dir, progress=advance)
-    if not result.ok:
-        _print_violations(result)
-        raise typer.Exit(2)
-    stdout.print(f"{world_dir}: valid against every contract")
-    _print_summary(summarize_world(load_world(world_dir)))
+    if units < 1_000:
+        raise UserError("the quickstart needs at least 1,000 customers", option="--units")
+    names = tuple(n.strip() for n in learners.split(",") if n.strip()) if learners else QUICK_RACE
+    with console.status("quickstart") as status:
+        result = run_quickstart(
+            out, units=units, days=days, seed=seed, learners=names, say=status.update
+        )
+    table = Table(
+        title=f"true value of each policy (VND, vs treating nobody); budget {result.budget:,.0f}"
+    )
+    for column in ("policy", "treated", "true expected cost", "true incremental net profit"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for row in result.policies:
+        name = f"[bold]{row.name}[/]" if row.name == "liftwise" else row.name
+        table.add_row(
+            name, f"{row.treated:,}", f"{row.expected_cost:,.0f}", f"{row.incremental_profit:,.0f}"
+        )
+    stdout.print(table)
+    summary = result.decisions.summary()
+    stdout.print(
+        f"race winner {result.race.winner}; optimiser gap {summary['gap']:,.0f} VND "
+        f"(bound {summary['upper_bound']:,.0f}); report {result.report}"
+    )

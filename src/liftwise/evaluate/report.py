@@ -17,7 +17,7 @@ from liftwise.evaluate.race import RaceResult
 from liftwise.io import atomic_path, write_json
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return buffer.getvalue()
@@ -44,7 +44,7 @@ def plot_policy_profit(result: RaceResult, currency: str = "") -> bytes:
     axis.set_ylabel(f"incremental net profit {currency}".strip())
     axis.set_title(f"Profit vs K (dotted: K = {result.settings.k:.0%})")
     axis.legend(fontsize=7, ncol=2)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def plot_arm_curves(result: RaceResult, which: int) -> bytes:
@@ -66,10 +66,10 @@ def plot_arm_curves(result: RaceResult, which: int) -> bytes:
         axis.set_xlabel("units targeted")
     axes[0][0].set_ylabel("cumulative uplift" if which == 0 else "Qini")
     axes[0][-1].legend(fontsize=7)
-    return _png(figure)
+    return png_bytes(figure)
 
 
-def _table_html(table: pd.DataFrame) -> str:
+def table_html(table: pd.DataFrame) -> str:
     shown = table.copy()
     for column in shown.columns:
         if shown[column].dtype.kind == "f":
@@ -102,7 +102,7 @@ img {{ max-width: 100%; }}
 Outcome <code>{html.escape(result.settings.outcome)}</code>, value per outcome
 {result.settings.economics.value_per_outcome:,.4g}; arms {html.escape(", ".join(result.arms))}
 (control first).</p>
-{_table_html(result.table)}
+{table_html(result.table)}
 {pictures}
 </body></html>
 """

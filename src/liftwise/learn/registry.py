@@ -41,7 +41,7 @@ LEARNERS: dict[str, Builder] = {
 # The plan's names for two of them.
 ALIASES = {"CatBoostUplift": "dr_catboost", "UpliftRF": "uplift_forest"}
 
-DEFAULT_RACE = ("s_lgbm", "t_lgbm", "x_lgbm", "dr_lgbm", "dr_catboost", "uplift_forest")
+DEFAULT_RACE = ("s_lgbm", "t_lgbm", "x_lgbm", "dr_lgbm", "t_catboost", "uplift_forest")
 
 
 def make_learner(

@@ -1,0 +1,181 @@
+"""Hard and soft guardrails as (units x arms) masks with a reason per blocked cell.
+
+Hard: do-not-contact, contact-frequency caps over a rolling window of the exposure
+history, eligibility predicates on unit features. Soft: the lower bound of the effect
+(or of the expected profit) must clear a threshold. Capacities and the budget are the
+optimiser's constraints, not masks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import IntEnum
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from liftwise.decide.config import OPERATORS, DecisionConfig, EligibilityRule
+from liftwise.errors import UserError
+
+
+class Reason(IntEnum):
+    """Why a unit was left untreated, most fundamental first (lower code wins)."""
+
+    TREATED = 0
+    DO_NOT_CONTACT = 1
+    CAP = 2
+    INELIGIBLE = 3
+    INTERVAL_BELOW_THRESHOLD = 4
+    NEGATIVE_PROFIT = 5
+    CAPACITY = 6
+    BUDGET = 7
+
+    @property
+    def label(self) -> str:
+        return "" if self is Reason.TREATED else self.name.lower()
+
+
+def block_do_not_contact(unit_ids: np.ndarray, do_not_contact: np.ndarray) -> np.ndarray:
+    """True for units on the do-not-contact list."""
+    return np.isin(unit_ids, do_not_contact)
+
+
+def block_contact_cap(
+    unit_ids: np.ndarray,
+    exposures: pd.DataFrame | None,
+    *,
+    max_contacts: int,
+    window_days: int,
+    now: dt.datetime,
+) -> np.ndarray:
+    """True for units already treated ``max_contacts`` times in the last ``window_days``."""
+    if exposures is None or exposures.empty:
+        return (
+            np.zeros(len(unit_ids), dtype=bool)
+            if max_contacts > 0
+            else np.ones(len(unit_ids), dtype=bool)
+        )
+    for column in ("unit_id", "occurred_at"):
+        if column not in exposures.columns:
+            raise UserError("missing column in the exposure history", column=column)
+    since = pd.Timestamp(now) - pd.Timedelta(days=window_days)
+    occurred = pd.to_datetime(exposures["occurred_at"])
+    recent = exposures.loc[(occurred >= since) & (occurred < pd.Timestamp(now)), "unit_id"]
+    counts = recent.value_counts()
+    return counts.reindex(unit_ids, fill_value=0).to_numpy() >= max_contacts
+
+
+def _rule_mask(rule: EligibilityRule, features: pd.DataFrame, source: str) -> np.ndarray:
+    """True where the unit satisfies the rule."""
+    if rule.feature not in features.columns:
+        raise UserError(
+            f"eligibility rule on unknown feature (features: {', '.join(map(str, features.columns[:20]))}...)",
+            file=source,
+            column=rule.feature,
+        )
+    values = features[rule.feature]
+    if rule.op in ("in", "not in"):
+        options = rule.value if isinstance(rule.value, list) else [rule.value]
+        inside = values.isin(options).to_numpy()
+        return inside if rule.op == "in" else ~inside
+    if isinstance(rule.value, list):
+        raise UserError(
+            f"operator '{rule.op}' takes one value, not a list", file=source, column=rule.feature
+        )
+    return np.asarray(OPERATORS[rule.op](values, rule.value), dtype=bool)
+
+
+def block_ineligible(
+    features: pd.DataFrame, treatments: tuple[str, ...], rules: list[EligibilityRule], source: str
+) -> np.ndarray:
+    """(n, k) True where a rule that applies to the arm fails for the unit."""
+    blocked = np.zeros((len(features), len(treatments)), dtype=bool)
+    for rule in rules:
+        failing = ~_rule_mask(rule, features, source)
+        for j, arm in enumerate(treatments):
+            if rule.arms is None or arm in rule.arms:
+                blocked[:, j] |= failing
+    return blocked
+
+
+def lower_bound(
+    point: np.ndarray, low: np.ndarray, high: np.ndarray, level: float, alpha: float
+) -> np.ndarray:
+    """One-sided lower bound at ``level`` from a two-sided (1 - alpha) interval, assuming a
+    normal sampling distribution: point - z_level * (high - low) / (2 z_{1 - alpha/2})."""
+    half = (high - low) / 2.0
+    return point - norm.ppf(level) * half / norm.ppf(1 - alpha / 2)
+
+
+def guardrail_reasons(
+    unit_ids: np.ndarray,
+    features: pd.DataFrame,
+    treatments: tuple[str, ...],
+    config: DecisionConfig,
+    *,
+    exposures: pd.DataFrame | None,
+    now: dt.datetime,
+    effect_lower: np.ndarray | None,
+    profit_lower: np.ndarray | None,
+    source: str = "decision config",
+) -> np.ndarray:
+    """(n, k) Reason codes: TREATED (0) where the arm is allowed, else the first blocker."""
+    n, k = len(unit_ids), len(treatments)
+    reasons = np.full((n, k), Reason.TREATED, dtype=np.int8)
+
+    def apply(mask: np.ndarray, reason: Reason) -> None:
+        mask = np.broadcast_to(mask if mask.ndim == 2 else mask[:, None], (n, k))
+        reasons[(reasons == Reason.TREATED) & mask] = reason
+
+    do_not_contact = np.asarray(config.do_not_contact, dtype=np.int64)
+    if config.do_not_contact_file is not None:
+        do_not_contact = np.concatenate([do_not_contact, _read_id_list(config.do_not_contact_file)])
+    apply(block_do_not_contact(unit_ids, do_not_contact), Reason.DO_NOT_CONTACT)
+    if config.contact_cap is not None:
+        cap = config.contact_cap
+        apply(
+            block_contact_cap(
+                unit_ids,
+                exposures,
+                max_contacts=cap.max_contacts,
+                window_days=cap.window_days,
+                now=now,
+            ),
+            Reason.CAP,
+        )
+    if config.eligibility:
+        apply(block_ineligible(features, treatments, config.eligibility, source), Reason.INELIGIBLE)
+    soft = config.soft_guardrail
+    if soft is not None:
+        bound = effect_lower if soft.on == "effect" else profit_lower
+        if bound is not None:
+            apply(bound <= soft.threshold, Reason.INTERVAL_BELOW_THRESHOLD)
+        elif soft.require_interval:
+            raise UserError(
+                "the soft guardrail needs per-unit intervals, which this model does not give",
+                file=source,
+                column="soft_guardrail",
+            )
+    return reasons
+
+
+def _read_id_list(path) -> np.ndarray:
+    """Unit ids from a file: one per line, or a CSV/Parquet with a ``unit_id`` column."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("no such file", file=path, column="do_not_contact_file")
+    if path.suffix in (".csv", ".parquet", ".pq"):
+        table = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path)
+        if "unit_id" not in table.columns:
+            raise UserError("missing column", file=path, column="unit_id")
+        values = table["unit_id"]
+    else:
+        values = pd.Series([line.strip() for line in path.read_text().splitlines() if line.strip()])
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.isna().any():
+        row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+        raise UserError(f"not a unit id: '{values.iloc[row]}'", file=path, row=row)
+    return numbers.to_numpy(dtype=np.int64)

@@ -1,0 +1,1 @@
+"""Pipelines: the stages wired together (the quickstart; later the daily DAGs)."""
