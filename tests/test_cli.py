@@ -152,10 +152,30 @@ def test_validate_exits_2_and_writes_every_violation(tmp_path, capsys):
 
 
 def test_quickstart_runs_end_to_end(tmp_path, capsys):
-    assert run(["quickstart", "--out", str(tmp_path / "q"), "--units", "3000", "--days", "30"]) == 0
-    out = capsys.readouterr().out
-    assert "valid against every contract" in out and "treat all: cashback_10" in out
-    assert (tmp_path / "q" / "world" / "manifest.json").is_file()
+    out = tmp_path / "q"
+    argv = [
+        "quickstart",
+        "--out",
+        str(out),
+        "--units",
+        "4000",
+        "--days",
+        "30",
+        "--learners",
+        "t_lgbm",
+    ]
+    assert run(argv) == 0
+    text = capsys.readouterr().out
+    assert "liftwise" in text and "current policy" in text and "oracle, same budget" in text
+    for name in (
+        "world/manifest.json",
+        "race/report.html",
+        "decisions.parquet",
+        "report.html",
+        "summary.json",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 7
 
 
 def test_console_script_runs_as_a_separate_process(tmp_path):
