@@ -27,7 +27,7 @@ from liftwise.simulate import World, WorldConfig, load_world, policy_value, simu
 from liftwise.simulate.truth import expected_net_matrix
 
 QUICK_RACE = ("s_lgbm", "t_lgbm", "x_lgbm", "dr_lgbm", "uplift_forest")
-BUDGET_PER_CUSTOMER_VND = 5_000.0  # the new campaign's budget, per customer in the base
+BUDGET_PER_CUSTOMER_VND = 3_000.0  # the new campaign's budget per customer: binding, not lavish
 
 Say = Callable[[str], None]
 
