@@ -57,7 +57,14 @@ def causalml_models(kind: str, seed: int) -> dict[str, Callable]:
 
     def meta(cls):
         def fit(X, labels, y):
-            model = cls(learner=lgbm(kind, seed), control_name="No E-Mail")
+            if cls is BaseXClassifier:  # outcome classifiers, effect regressors
+                model = cls(
+                    outcome_learner=lgbm(kind, seed),
+                    effect_learner=lgbm("continuous", seed),
+                    control_name="No E-Mail",
+                )
+            else:
+                model = cls(learner=lgbm(kind, seed), control_name="No E-Mail")
             model.fit(X=X, treatment=labels, y=y)
             return lambda Xt: np.asarray(model.predict(X=Xt))
 
@@ -79,8 +86,14 @@ def causalml_models(kind: str, seed: int) -> dict[str, Callable]:
 
 
 def sklift_models(kind: str, seed: int) -> dict[str, Callable]:
-    """scikit-uplift peers, one treatment at a time: (X, t01, y) -> predictor of (n,)."""
+    """scikit-uplift peers, one treatment at a time: (X, t01, y) -> predictor of (n,).
+
+    scikit-uplift's models call predict_proba, so they take binary outcomes only."""
     from sklift.models import ClassTransformation, SoloModel, TwoModels
+
+    if kind != "binary":
+        print("scikit-uplift: no models for a continuous outcome (binary outcomes only)")
+        return {}
 
     def wrap(build):
         def fit(X, t01, y):
@@ -89,17 +102,13 @@ def sklift_models(kind: str, seed: int) -> dict[str, Callable]:
 
         return fit
 
-    models = {
+    return {
         "sklift SoloModel": wrap(lambda: SoloModel(estimator=lgbm(kind, seed))),
         "sklift TwoModels": wrap(
             lambda: TwoModels(estimator_trmnt=lgbm(kind, seed), estimator_ctrl=lgbm(kind, seed))
         ),
+        "sklift ClassTransformation": wrap(lambda: ClassTransformation(estimator=lgbm(kind, seed))),
     }
-    if kind == "binary":
-        models["sklift ClassTransformation"] = wrap(
-            lambda: ClassTransformation(estimator=lgbm(kind, seed))
-        )
-    return models
 
 
 def evaluate(y, t, score, arm, value, n_boot, seed) -> dict[str, str]:
