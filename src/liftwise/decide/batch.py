@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from liftwise.decide.optimizer import Allocation, optimize_budget
 
 from liftwise.decide.config import DecisionConfig
 from liftwise.decide.guardrails import Reason, guardrail_reasons, lower_bound
+from liftwise.decide.optimizer import Allocation, optimize_budget
 from liftwise.evaluate.bundle import ModelBundle
 from liftwise.evaluate.economics import ArmCost, Economics, expected_profit
 

@@ -1,0 +1,11 @@
+"""Decisions: who gets which arm under the budget, the capacities and the guardrails."""
+
+from liftwise.decide.optimizer import (
+    Allocation,
+    BudgetCurve,
+    Untreated,
+    budget_curve,
+    optimize_budget,
+)
+
+__all__ = ["Allocation", "BudgetCurve", "Untreated", "budget_curve", "optimize_budget"]
