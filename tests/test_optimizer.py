@@ -161,6 +161,8 @@ def test_certificate_against_mip_at_10k_units() -> None:
     assert a.gap <= max_unit_profit(profit)
     assert a.relative_gap < 1e-5
     assert a.iterations == 1 and a.multiplier > 0
+    if a.status == "optimal":
+        assert a.profit >= best - 1e-6 * best
 
 
 def test_certificate_against_mip_with_capacities_and_mask_at_5k_units() -> None:
