@@ -96,7 +96,7 @@ def test_reasons_take_the_most_fundamental_blocker(toy):
         budget=100,
         do_not_contact=[0, 1],
         eligibility=[EligibilityRule(feature="tenure", op=">=", value=6, arms=["a"])],
-        soft_guardrail=SoftGuardrail(on="effect", level=0.9, threshold=0.0),
+        soft_guardrail=SoftGuardrail(metric="effect", level=0.9, threshold=0.0),
     )
     effect_lower = np.full((len(ids), 2), 1.0)
     effect_lower[5, 1] = -1.0

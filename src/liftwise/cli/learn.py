@@ -245,6 +245,11 @@ def decide_command(
     for reason, count in summary["reasons"].items():
         table.add_row(f"  untreated: {reason}", f"{count:,}")
     stdout.print(table)
+    if config.soft_guardrail is not None and not decisions.interval_used:
+        console.print(
+            f"note: soft_guardrail skipped: {bundle.learner_name} gives no per-unit intervals "
+            "(set require_interval: true to refuse such models)"
+        )
     stdout.print(
         f"expected profit {summary['expected_profit']:,.2f}, cost {summary['expected_cost']:,.2f}, "
         f"certified gap {summary['gap']:,.2f} (bound {summary['upper_bound']:,.2f}) -> {out}"

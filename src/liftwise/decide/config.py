@@ -55,7 +55,7 @@ class SoftGuardrail(_Strict):
     """Treat only where the lower bound of the effect (or of the expected profit) at
     ``level`` confidence exceeds ``threshold``."""
 
-    on: Literal["effect", "profit"] = "effect"
+    metric: Literal["effect", "profit"] = "effect"  # not "on": YAML reads a bare on as true
     level: float = Field(default=0.9, gt=0, lt=1)
     threshold: float = 0.0
     require_interval: bool = Field(

@@ -148,7 +148,7 @@ def guardrail_reasons(
         apply(block_ineligible(features, treatments, config.eligibility, source), Reason.INELIGIBLE)
     soft = config.soft_guardrail
     if soft is not None:
-        bound = effect_lower if soft.on == "effect" else profit_lower
+        bound = effect_lower if soft.metric == "effect" else profit_lower
         if bound is not None:
             apply(bound <= soft.threshold, Reason.INTERVAL_BELOW_THRESHOLD)
         elif soft.require_interval:

@@ -87,7 +87,7 @@ def demo_config(frame_features: pd.DataFrame, budget: float, has_interval: bool)
         budget=budget,
         do_not_contact=[int(i) for i in ids[ids % 50 == 0]],  # 2% opted out of marketing
         eligibility=[EligibilityRule(feature="tenure_months", op=">=", value=3)],
-        soft_guardrail=SoftGuardrail(on="effect", level=0.8, threshold=0.0)
+        soft_guardrail=SoftGuardrail(metric="effect", level=0.8, threshold=0.0)
         if has_interval
         else None,
     )
