@@ -32,8 +32,10 @@ lint: setup-test
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
+# Printed measurements with their peers; long (the causalml forest at 1M rows takes minutes).
+BENCHMARKS := bench_simulate bench_forest bench_optimizer bench_hillstrom bench_ground_truth
 bench: setup-test
-	$(VENV)/bin/python benchmarks/bench_simulate.py
+	@for b in $(BENCHMARKS); do echo "== $$b"; $(VENV)/bin/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
