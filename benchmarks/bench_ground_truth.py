@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from liftwise.evaluate.economics import Economics, expected_profit
+from liftwise.evaluate.economics import campaign_economics, expected_profit
 from liftwise.evaluate.race import split_by_arm
 from liftwise.features import experiment_frame
 from liftwise.learn.registry import DEFAULT_RACE, make_learner
@@ -57,10 +57,8 @@ def main() -> None:
     held_out = split_by_arm(t, 0.3, args.seed)
     ids = frame.data["unit_id"].to_numpy()[held_out]
     truth = truth[truth["unit_id"].isin(ids)]
-    converted = frame.data["converted"].to_numpy() == 1
-    value = float(frame.data["margin_vnd"].to_numpy()[~held_out & converted].mean())
-    campaign_arms = {a["name"]: a for a in world.manifest["campaign"]["arms"]}
-    economics = Economics.from_world_arms(list(campaign_arms.values()), value)
+    economics = campaign_economics(frame, world.manifest["campaign"]["arms"], rows=~held_out)
+    value = economics.value_per_outcome
     contact, redemption = economics.arrays(frame.treatments)
     treatments = list(frame.treatments)
 

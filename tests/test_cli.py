@@ -10,15 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from liftwise.cli import app, main
-
-
-def run(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+from liftwise.cli import app, run
 
 
 def _commands() -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liftwise.cli import main
+from liftwise.cli import run
 from liftwise.decide.batch import decide_batch
 from liftwise.decide.config import (
     DecisionConfig,
@@ -23,14 +23,6 @@ from liftwise.evaluate.economics import ArmCost, Economics
 from liftwise.learn.meta import TLearner
 
 NOW = dt.datetime(2026, 6, 1)
-
-
-def run(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

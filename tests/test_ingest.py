@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import liftwise.cli.ingest  # noqa: F401  (registers the ingest and hillstrom commands)
-from liftwise.cli.app import main
+from liftwise.cli import run
 from liftwise.contracts.experiment import EXPERIMENT_FRAME_VERSION, ExperimentFrame
 from liftwise.errors import UserError
 from liftwise.ingest import (
@@ -363,14 +363,6 @@ def test_read_experiment_errors(tmp_path: Path) -> None:
 # --- CLI -------------------------------------------------------------------------------------
 
 
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
-
-
 def ingest_args(data: Path, out: Path, *outcomes: str) -> list[str]:
     args = ["ingest", "--data", str(data), "--treatment", "group", "--control", "ctrl"]
     for outcome in outcomes:
@@ -383,7 +375,7 @@ def test_cli_ingest_missing_column_is_one_line(
 ) -> None:
     data = write_table(tmp_path / "exp.csv", sample_table())
     out = tmp_path / "out.parquet"
-    assert run_cli(ingest_args(data, out, "bought", "revenue")) == 2
+    assert run(ingest_args(data, out, "bought", "revenue")) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "column 'revenue'" in err and "missing column" in err
@@ -396,7 +388,7 @@ def test_cli_ingest_writes_frame_and_summary(
     data = write_table(tmp_path / "exp.csv", sample_table())
     out = tmp_path / "out.parquet"
     args = [*ingest_args(data, out, "bought", "spend"), "--features", "age", "--features", "city"]
-    assert run_cli(args) == 0
+    assert run(args) == 0
     frame = read_experiment(out)
     assert frame.features == ("age", "city=Bergen", "city=Oslo", "city=Tromsø")
     printed = capsys.readouterr().out
@@ -410,11 +402,11 @@ def test_cli_hillstrom(
     data = hillstrom_sample(tmp_path, hillstrom_raw)
     out = tmp_path / "hillstrom.parquet"
     with pytest.warns(UserWarning, match="sha256"):
-        code = run_cli(["hillstrom", "--data", str(data), "--out", str(out)])
+        code = run(["hillstrom", "--data", str(data), "--out", str(out)])
     assert code == 0
     assert read_experiment(out).arms == ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
     assert "Womens E-Mail" in capsys.readouterr().out
-    assert run_cli(["hillstrom", "--data", str(tmp_path / "absent.csv"), "--out", str(out)]) == 2
+    assert run(["hillstrom", "--data", str(tmp_path / "absent.csv"), "--out", str(out)]) == 2
     assert "absent.csv: no such file" in capsys.readouterr().err
 
 

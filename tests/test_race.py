@@ -8,41 +8,39 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liftwise.cli import main
+from liftwise.cli import run
 from liftwise.errors import UserError
 from liftwise.evaluate.bundle import load_bundle, score_units
-from liftwise.evaluate.economics import ArmCost, Economics
+from liftwise.evaluate.economics import ArmCost, Economics, campaign_economics
 from liftwise.evaluate.race import RaceSettings, run_race, split_by_arm, winner_bundle
 from liftwise.evaluate.report import save_race
 from liftwise.features import experiment_frame
 from liftwise.simulate import World, policy_value
 
 
-def run(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
-
-
 @pytest.fixture(scope="module")
 def race(fintech_world: World):
     frame = experiment_frame(fintech_world)
-    arms = fintech_world.manifest["campaign"]["arms"]
-    converted = frame.data["converted"] == 1
-    economics = Economics(
-        value_per_outcome=float(frame.data.loc[converted, "margin_vnd"].mean()),
-        costs={
-            a["name"]: ArmCost(contact=a["contact_cost"], redemption=a["redemption_cost"])
-            for a in arms
-        },
-    )
+    economics = campaign_economics(frame, fintech_world.manifest["campaign"]["arms"])
     settings = RaceSettings(
         outcome="converted", economics=economics, learners=("s_lgbm", "t_lgbm"), n_boot=50, seed=3
     )
     policy = fintech_world.read("current_policy").set_index("unit_id")["arm"]
     return frame, run_race(frame, settings, current_policy=policy)
+
+
+def test_campaign_economics_values_a_conversion_at_the_mean_margin(fintech_world: World):
+    frame = experiment_frame(fintech_world)
+    economics = campaign_economics(frame, fintech_world.manifest["campaign"]["arms"])
+    converted = frame.data["converted"] == 1
+    expected = frame.data.loc[converted, "margin_vnd"].mean()
+    assert economics.value_per_outcome == pytest.approx(expected)
+    assert economics.costs["cashback_10"] == ArmCost(contact=1_000, redemption=60_000)
+    half = frame.data["unit_id"].to_numpy() % 2 == 0
+    expected_half = frame.data.loc[converted & half, "margin_vnd"].mean()
+    assert campaign_economics(frame, [], rows=half).value_per_outcome == pytest.approx(
+        expected_half
+    )
 
 
 def test_split_keeps_the_share_of_every_arm():

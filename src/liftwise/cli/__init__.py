@@ -1,5 +1,5 @@
 """Command-line interface (thin shells over the stage packages)."""
 
-from liftwise.cli.app import app, main
+from liftwise.cli.app import app, main, run
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

@@ -84,3 +84,13 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{err.filename}: no such file or directory")
     if isinstance(code, int) and code:
         raise SystemExit(code)
+
+
+def run(argv: list[str]) -> int:
+    """Run the CLI in-process and return the exit status a shell would see (for embedding
+    and tests)."""
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0

@@ -75,11 +75,8 @@ def train_command(
     if world is not None:
         frame, defaults, policy, world_kind, currency = _world_inputs(world)
         outcome = outcome or frame.outcomes[0]
-        value = value_per_outcome if value_per_outcome is not None else defaults["value"]
-        costs = {
-            a: ArmCost(contact=c["contact"], redemption=c["redemption"])
-            for a, c in defaults["costs"].items()
-        }
+        value = value_per_outcome if value_per_outcome is not None else defaults.value_per_outcome
+        costs = dict(defaults.costs)
     else:
         for option, given in (
             ("--data", data),
@@ -125,23 +122,17 @@ def train_command(
 
 
 def _world_inputs(path: Path):
-    """A world's campaign as a frame, its costs, value per conversion and current policy."""
+    """A world's campaign as a frame, its economics, current policy, kind and currency."""
+    from liftwise.evaluate.economics import campaign_economics
     from liftwise.features import experiment_frame
     from liftwise.simulate import load_world
 
     world = load_world(path)
     frame = experiment_frame(world)
     campaign = world.manifest["campaign"]
-    converted = frame.data[frame.outcomes[0]] == 1
-    value_column = frame.outcomes[1]
-    value = float(frame.data.loc[converted, value_column].mean()) if converted.any() else 1.0
-    costs = {
-        a["name"]: {"contact": a["contact_cost"], "redemption": a["redemption_cost"]}
-        for a in campaign["arms"]
-        if a["name"] != campaign["control"]
-    }
     policy = world.read("current_policy").set_index("unit_id")["arm"]
-    return frame, {"value": value, "costs": costs}, policy, world.name, campaign["currency"]
+    economics = campaign_economics(frame, campaign["arms"])
+    return frame, economics, policy, world.name, campaign["currency"]
 
 
 def _print_race(result, currency: str) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from liftwise.contracts.experiment import ExperimentFrame
+
 
 class ArmCost(BaseModel):
     """What treating one unit with an arm costs: per contact and per conversion."""
@@ -77,3 +79,18 @@ def expected_profit(
     outcomes = np.asarray(outcomes, dtype=float)
     effect = outcomes[:, 1:] - outcomes[:, :1]
     return value_per_outcome * effect - contact_cost - redemption_cost * outcomes[:, 1:]
+
+
+def campaign_economics(
+    frame: ExperimentFrame,
+    arms: Sequence[Mapping[str, float | str]],
+    rows: np.ndarray | None = None,
+) -> Economics:
+    """Money of a world's campaign: each arm's costs and, as the value of one conversion
+    (the frame's first, binary outcome), the mean of its value outcome (the second, e.g.
+    margin) over converters in ``rows`` (a boolean mask; default every unit)."""
+    data = frame.data if rows is None else frame.data[rows]
+    converted = data[frame.outcomes[0]].to_numpy() == 1
+    value_column = data[frame.outcomes[1]].to_numpy()
+    value = float(value_column[converted].mean()) if converted.any() else 1.0
+    return Economics.from_world_arms(arms, value)

@@ -18,7 +18,7 @@ from liftwise.contracts.validate import validate_world
 from liftwise.decide.batch import Decisions, decide_batch
 from liftwise.decide.config import DecisionConfig, EligibilityRule, SoftGuardrail
 from liftwise.decide.optimizer import budget_curve
-from liftwise.evaluate.economics import Economics
+from liftwise.evaluate.economics import campaign_economics
 from liftwise.evaluate.race import RaceResult, RaceSettings, run_race, winner_bundle
 from liftwise.evaluate.report import save_race
 from liftwise.features import experiment_frame
@@ -67,9 +67,7 @@ def generate(out: Path, units: int, days: int, seed: int, say: Say) -> World:
 def race(world: World, out: Path, learners: tuple[str, ...], seed: int, say: Say) -> tuple:
     """The model race on the world's past randomised campaign; saves table, plots, model."""
     frame = experiment_frame(world)
-    converted = frame.data["converted"] == 1
-    value = float(frame.data.loc[converted, "margin_vnd"].mean())
-    economics = Economics.from_world_arms(world.manifest["campaign"]["arms"], value)
+    economics = campaign_economics(frame, world.manifest["campaign"]["arms"])
     settings = RaceSettings(
         outcome="converted", economics=economics, learners=learners, n_boot=100, seed=seed
     )
