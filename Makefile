@@ -15,11 +15,14 @@ $(UV):
 	$(VENV)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
 # --locked: fail if uv.lock is stale; --inexact: keep uv/pip themselves in the venv.
+# One environment for every stage: Airflow 3, Feast and MLflow resolve together (uv.lock).
+EXTRAS := --extra learn --extra store --extra serve --extra pipeline
+
 setup: $(UV)
-	$(UV) sync --locked --inexact --quiet --extra learn
+	$(UV) sync --locked --inexact --quiet $(EXTRAS)
 
 setup-test: $(UV)
-	$(UV) sync --locked --inexact --quiet --extra learn --extra test
+	$(UV) sync --locked --inexact --quiet $(EXTRAS) --extra test
 
 quickstart: setup
 	$(VENV)/bin/liftwise quickstart --out $(or $(OUT),data/quickstart)
