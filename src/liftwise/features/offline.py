@@ -48,7 +48,13 @@ def experiment_frame(world: World, cutoff: dt.datetime | None = None) -> Experim
     """
     campaign = world.manifest["campaign"]
     cutoff = cutoff or dt.datetime.fromisoformat(campaign["decision_time"])
-    features = unit_features(world, cutoff)
+    return frame_from_features(world, unit_features(world, cutoff))
+
+
+def frame_from_features(world: World, features: pd.DataFrame) -> ExperimentFrame:
+    """The world's past campaign joined with ``features`` (index = unit id), from any source:
+    this module's point-in-time builders or the feature store's training frame."""
+    campaign = world.manifest["campaign"]
     outcomes = world.read("outcomes", columns=["unit_id", "arm", *WORLD_OUTCOMES[world.name]])
     data = outcomes.merge(
         features, left_on="unit_id", right_index=True, how="left", validate="one_to_one"

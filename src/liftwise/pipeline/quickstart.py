@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from liftwise.contracts.experiment import ExperimentFrame
 from liftwise.contracts.validate import validate_world
 from liftwise.decide.batch import Decisions, decide_batch
 from liftwise.decide.config import DecisionConfig, EligibilityRule, SoftGuardrail
 from liftwise.decide.optimizer import budget_curve
+from liftwise.evaluate.bundle import ModelBundle
 from liftwise.evaluate.economics import campaign_economics
 from liftwise.evaluate.race import RaceResult, RaceSettings, run_race, winner_bundle
 from liftwise.evaluate.report import save_race
@@ -64,17 +66,35 @@ def generate(out: Path, units: int, days: int, seed: int, say: Say) -> World:
     return load_world(out)
 
 
-def race(world: World, out: Path, learners: tuple[str, ...], seed: int, say: Say) -> tuple:
-    """The model race on the world's past randomised campaign; saves table, plots, model."""
-    frame = experiment_frame(world)
-    economics = campaign_economics(frame, world.manifest["campaign"]["arms"])
+def race(
+    world: World,
+    out: Path,
+    learners: tuple[str, ...],
+    seed: int,
+    say: Say,
+    *,
+    frame: ExperimentFrame | None = None,
+    n_boot: int = 100,
+    title: str = "liftwise quickstart: model race",
+) -> tuple[ExperimentFrame, RaceResult, ModelBundle]:
+    """The model race on the world's past randomised campaign; saves table, plots, model.
+
+    ``frame`` defaults to the offline point-in-time features; the pipeline passes the
+    feature store's training frame instead."""
+    frame = frame if frame is not None else experiment_frame(world)
+    campaign = world.manifest["campaign"]
+    economics = campaign_economics(frame, campaign["arms"])
     settings = RaceSettings(
-        outcome="converted", economics=economics, learners=learners, n_boot=100, seed=seed
+        outcome=frame.outcomes[0],
+        economics=economics,
+        learners=learners,
+        n_boot=n_boot,
+        seed=seed,
     )
     policy = world.read("current_policy").set_index("unit_id")["arm"]
     result = run_race(frame, settings, current_policy=policy, progress=say)
-    bundle = winner_bundle(result, frame, world="fintech", currency="VND")
-    save_race(result, bundle, out, title="liftwise quickstart: model race")
+    bundle = winner_bundle(result, frame, world=world.name, currency=campaign["currency"])
+    save_race(result, bundle, out, title=title)
     return frame, result, bundle
 
 
