@@ -149,8 +149,9 @@ def validate(config: PipelineConfig, say: Say = _quiet) -> dict[str, Any]:
     """Check the world against every contract; a violation stops the pipeline here."""
     from liftwise.contracts.validate import validate_world
 
+    world = _world(config)
     say("validating the world against its contracts")
-    report = validate_world(config.world_dir)
+    report = validate_world(world.path)
     if not report.ok:
         first = report.violations[0]
         raise UserError(
