@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from liftwise.decide.config import DecisionConfig
+from liftwise.decide.config import DecisionConfig, SoftGuardrail
 from liftwise.decide.guardrails import Reason, guardrail_reasons, lower_bound
 from liftwise.decide.optimizer import Allocation, optimize_budget
 from liftwise.evaluate.bundle import ModelBundle
@@ -69,6 +69,77 @@ def decision_economics(bundle: ModelBundle, config: DecisionConfig) -> Economics
     return Economics(value_per_outcome=value, costs=costs)
 
 
+@dataclass(frozen=True)
+class Valuation:
+    """Per unit and treatment arm, (n, k) each: what the arm is expected to earn and cost,
+    its effect with the interval, and the lower bounds the soft guardrail reads. Batch and
+    real-time decisions both start from this."""
+
+    effect: np.ndarray
+    profit: np.ndarray  # expected incremental net profit
+    cost: np.ndarray  # expected cost
+    low: np.ndarray  # effect interval (NaN without one)
+    high: np.ndarray
+    effect_lower: np.ndarray | None  # set when a soft guardrail is configured and applicable
+    profit_lower: np.ndarray | None
+
+    @property
+    def interval_used(self) -> bool:
+        return self.effect_lower is not None
+
+
+def value_outcomes(
+    outcomes: np.ndarray,
+    interval: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    value_per_outcome: float,
+    contact: np.ndarray,
+    redemption: np.ndarray,
+    soft: SoftGuardrail | None,
+) -> Valuation:
+    """The value model on predicted outcomes (n, k + 1; control first) and the learner's
+    two-sided ``INTERVAL_ALPHA`` effect interval, if it gives one."""
+    effect = outcomes[:, 1:] - outcomes[:, :1]
+    profit = expected_profit(
+        outcomes,
+        value_per_outcome=value_per_outcome,
+        contact_cost=contact,
+        redemption_cost=redemption,
+    )
+    cost = contact + redemption * np.clip(outcomes[:, 1:], 0, None)
+    if interval is not None:
+        low, high = interval
+    else:
+        low = high = np.full_like(effect, np.nan)
+    effect_lower = profit_lower = None
+    if soft is not None and interval is not None:
+        effect_lower = lower_bound(effect, low, high, soft.level, INTERVAL_ALPHA)
+        # profit is linear in the effect: value * lower effect, costs at the point estimate
+        profit_lower = profit - value_per_outcome * (effect - effect_lower)
+    return Valuation(effect, profit, cost, low, high, effect_lower, profit_lower)
+
+
+def value_units(
+    bundle: ModelBundle, X: np.ndarray, economics: Economics, soft: SoftGuardrail | None
+) -> Valuation:
+    """Predict outcomes (and the interval where the learner gives one) and value them."""
+    learner = bundle.learner
+    contact, redemption = economics.arrays(bundle.treatments)
+    interval = (
+        learner.predict_interval(X, alpha=INTERVAL_ALPHA)
+        if getattr(learner, "supports_interval", False)
+        else None
+    )
+    return value_outcomes(
+        learner.predict_outcomes(X),
+        interval,
+        value_per_outcome=economics.value_per_outcome,
+        contact=contact,
+        redemption=redemption,
+        soft=soft,
+    )
+
+
 def decide_batch(
     bundle: ModelBundle,
     X: np.ndarray,
@@ -84,28 +155,7 @@ def decide_batch(
     treatments, control = bundle.treatments, bundle.arms[0]
     config.check_arms(treatments, source=source)
     economics = decision_economics(bundle, config)
-    contact, redemption = economics.arrays(treatments)
-    learner = bundle.learner
-    outcomes = learner.predict_outcomes(X)
-    effect = outcomes[:, 1:] - outcomes[:, :1]
-    profit = expected_profit(
-        outcomes,
-        value_per_outcome=economics.value_per_outcome,
-        contact_cost=contact,
-        redemption_cost=redemption,
-    )
-    cost = contact + redemption * np.clip(outcomes[:, 1:], 0, None)
-    has_interval = bool(getattr(learner, "supports_interval", False))
-    if has_interval:
-        low, high = learner.predict_interval(X, alpha=INTERVAL_ALPHA)
-    else:
-        low = high = np.full_like(effect, np.nan)
-    effect_lower = profit_lower = None
-    soft = config.soft_guardrail
-    if soft is not None and has_interval:
-        effect_lower = lower_bound(effect, low, high, soft.level, INTERVAL_ALPHA)
-        # profit is linear in the effect: value * lower effect, costs at the point estimate
-        profit_lower = profit - economics.value_per_outcome * (effect - effect_lower)
+    valuation = value_units(bundle, X, economics, config.soft_guardrail)
     reasons = guardrail_reasons(
         unit_ids,
         features,
@@ -113,80 +163,90 @@ def decide_batch(
         config,
         exposures=exposures,
         now=now or dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        effect_lower=effect_lower,
-        profit_lower=profit_lower,
+        effect_lower=valuation.effect_lower,
+        profit_lower=valuation.profit_lower,
         source=source,
     )
     allowed = reasons == Reason.TREATED
     capacity = np.array([config.capacity.get(arm, -1) for arm in treatments])
     allocation = optimize_budget(
-        profit,
-        cost,
+        valuation.profit,
+        valuation.cost,
         config.budget,
         capacity=np.where(capacity < 0, np.inf, capacity) if config.capacity else None,
         allowed=allowed,
     )
-    table = _decision_table(
-        unit_ids, allocation, profit, cost, effect, low, high, reasons, treatments, control
+    columns = decision_columns(
+        allocation.arm, valuation, reasons, np.asarray(allocation.reason_codes(), dtype=np.int8)
     )
     return Decisions(
-        table=table,
+        table=_decision_table(unit_ids, columns, treatments, control),
         allocation=allocation,
-        profit=profit,
-        cost=cost,
+        profit=valuation.profit,
+        cost=valuation.cost,
         allowed=allowed,
         treatments=treatments,
         control=control,
-        interval_used=soft is not None and has_interval,
+        interval_used=valuation.interval_used,
     )
+
+
+def decision_columns(
+    chosen: np.ndarray, valuation: Valuation, reasons: np.ndarray, fallback: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per unit, as arrays: the chosen treatment index (-1: control), expected profit and
+    cost (0 when untreated), the shown arm (chosen, else the most profitable) with its
+    effect and interval, and the reason code. ``fallback`` is the reason for units that had
+    an allowed profitable arm but were not treated (capacity, budget, pacing)."""
+    n = len(chosen)
+    rows = np.arange(n)
+    treated = chosen >= 0
+    shown = np.where(treated, chosen, valuation.profit.argmax(axis=1))
+    untreated = untreated_reason(reasons, valuation.profit, fallback)
+    return {
+        "arm": chosen,
+        "expected_profit": np.where(treated, valuation.profit[rows, shown], 0.0),
+        "expected_cost": np.where(treated, valuation.cost[rows, shown], 0.0),
+        "best_arm": shown,
+        "effect": valuation.effect[rows, shown],
+        "effect_low": valuation.low[rows, shown],
+        "effect_high": valuation.high[rows, shown],
+        "reason": np.where(treated, Reason.TREATED, untreated).astype(np.int8),
+    }
 
 
 def _decision_table(
     unit_ids: np.ndarray,
-    allocation: Allocation,
-    profit: np.ndarray,
-    cost: np.ndarray,
-    effect: np.ndarray,
-    low: np.ndarray,
-    high: np.ndarray,
-    reasons: np.ndarray,
+    columns: dict[str, np.ndarray],
     treatments: tuple[str, ...],
     control: str,
 ) -> pd.DataFrame:
     """One row per unit. Untreated units show their best arm's effect and a reason."""
-    n = len(unit_ids)
-    rows = np.arange(n)
-    chosen = allocation.arm
-    treated = chosen >= 0
-    # for untreated units, report the arm with the highest expected profit among all arms
-    shown = np.where(treated, chosen, profit.argmax(axis=1))
-    reason = np.where(treated, Reason.TREATED, _untreated_reason(reasons, profit, allocation))
+    chosen = columns["arm"]
     labels = np.asarray(treatments, dtype=object)
     return pd.DataFrame(
         {
             "unit_id": unit_ids,
-            "arm": np.where(treated, labels[np.maximum(chosen, 0)], control),
-            "expected_profit": np.where(treated, profit[rows, shown], 0.0),
-            "expected_cost": np.where(treated, cost[rows, shown], 0.0),
-            "best_arm": labels[shown],
-            "effect": effect[rows, shown],
-            "effect_low": low[rows, shown],
-            "effect_high": high[rows, shown],
-            "reason": [Reason(int(r)).label for r in reason],
+            "arm": np.where(chosen >= 0, labels[np.maximum(chosen, 0)], control),
+            "expected_profit": columns["expected_profit"],
+            "expected_cost": columns["expected_cost"],
+            "best_arm": labels[columns["best_arm"]],
+            "effect": columns["effect"],
+            "effect_low": columns["effect_low"],
+            "effect_high": columns["effect_high"],
+            "reason": [Reason(int(r)).label for r in columns["reason"]],
         }
     )
 
 
-def _untreated_reason(
-    reasons: np.ndarray, profit: np.ndarray, allocation: Allocation
-) -> np.ndarray:
-    """Guardrail reason when every arm is blocked; else negative profit, capacity or budget."""
+def untreated_reason(reasons: np.ndarray, profit: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Guardrail reason when every arm is blocked; else negative profit when no allowed arm
+    earns; else ``fallback`` (the optimiser's or the budget store's capacity/budget/pacing)."""
     blocked_everywhere = (reasons != Reason.TREATED).all(axis=1)
     fundamental = np.where(reasons == Reason.TREATED, 127, reasons).min(axis=1)
     allowed_profit = np.where(reasons == Reason.TREATED, profit, -np.inf).max(axis=1)
-    optimiser = np.asarray(allocation.reason_codes(), dtype=np.int8)
     return np.where(
         blocked_everywhere,
         fundamental,
-        np.where(allowed_profit <= 0, Reason.NEGATIVE_PROFIT, optimiser),
+        np.where(allowed_profit <= 0, Reason.NEGATIVE_PROFIT, fallback),
     )

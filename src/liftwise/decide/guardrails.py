@@ -30,15 +30,34 @@ class Reason(IntEnum):
     NEGATIVE_PROFIT = 5
     CAPACITY = 6
     BUDGET = 7
+    PACING = 8  # real-time only: the budget paced so far is spent, the campaign's is not
 
     @property
     def label(self) -> str:
         return "" if self is Reason.TREATED else self.name.lower()
 
 
-def block_do_not_contact(unit_ids: np.ndarray, do_not_contact: np.ndarray) -> np.ndarray:
-    """True for units on the do-not-contact list."""
-    return np.isin(unit_ids, do_not_contact)
+def block_do_not_contact(
+    unit_ids: np.ndarray, do_not_contact: np.ndarray, *, assume_sorted: bool = False
+) -> np.ndarray:
+    """True for units on the do-not-contact list; a sorted unique list (``do_not_contact_ids``)
+    is searched in O(n log m), so a real-time caller pays nothing per request for a long list."""
+    listed = np.asarray(do_not_contact, dtype=np.int64)
+    unit_ids = np.asarray(unit_ids)
+    if listed.size == 0:
+        return np.zeros(unit_ids.shape, dtype=bool)
+    if not assume_sorted:
+        listed = np.unique(listed)
+    position = np.minimum(np.searchsorted(listed, unit_ids), listed.size - 1)
+    return listed[position] == unit_ids
+
+
+def do_not_contact_ids(config: DecisionConfig) -> np.ndarray:
+    """Sorted unique ids of the config's list and file (the file is read here, once)."""
+    listed = np.asarray(config.do_not_contact, dtype=np.int64)
+    if config.do_not_contact_file is not None:
+        listed = np.concatenate([listed, _read_id_list(config.do_not_contact_file)])
+    return np.unique(listed)
 
 
 def block_contact_cap(
@@ -119,8 +138,12 @@ def guardrail_reasons(
     effect_lower: np.ndarray | None,
     profit_lower: np.ndarray | None,
     source: str = "decision config",
+    do_not_contact: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n, k) Reason codes: TREATED (0) where the arm is allowed, else the first blocker."""
+    """(n, k) Reason codes: TREATED (0) where the arm is allowed, else the first blocker.
+
+    ``do_not_contact``: the config's ids from ``do_not_contact_ids`` when the caller decides
+    repeatedly (the real-time service); by default they are read from the config here."""
     n, k = len(unit_ids), len(treatments)
     reasons = np.full((n, k), Reason.TREATED, dtype=np.int8)
 
@@ -128,10 +151,9 @@ def guardrail_reasons(
         mask = np.broadcast_to(mask if mask.ndim == 2 else mask[:, None], (n, k))
         reasons[(reasons == Reason.TREATED) & mask] = reason
 
-    do_not_contact = np.asarray(config.do_not_contact, dtype=np.int64)
-    if config.do_not_contact_file is not None:
-        do_not_contact = np.concatenate([do_not_contact, _read_id_list(config.do_not_contact_file)])
-    apply(block_do_not_contact(unit_ids, do_not_contact), Reason.DO_NOT_CONTACT)
+    if do_not_contact is None:
+        do_not_contact = do_not_contact_ids(config)
+    apply(block_do_not_contact(unit_ids, do_not_contact, assume_sorted=True), Reason.DO_NOT_CONTACT)
     if config.contact_cap is not None:
         cap = config.contact_cap
         apply(
