@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from liftwise.cli.app import app, console, stdout
 from liftwise.errors import UserError
+
+if TYPE_CHECKING:
+    from liftwise.contracts.experiment import ExperimentFrame
+    from liftwise.evaluate.bundle import ModelBundle
+    from liftwise.evaluate.race import RaceResult
+    from liftwise.settings import Settings
 
 
 def _pairs(specs: list[str] | None, option: str) -> dict[str, float]:
@@ -63,8 +69,38 @@ def train_command(
     validation_fraction: Annotated[float, typer.Option(help="Share held out for scoring.")] = 0.3,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 200,
     seed: Annotated[int, typer.Option(help="Random seed (split, learners, bootstrap).")] = 0,
+    track: Annotated[
+        bool,
+        typer.Option(
+            "--track/--no-track",
+            help="Log the race to MLflow: parameters, metrics with CIs, curves, the model.",
+        ),
+    ] = True,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment of the run.")] = "liftwise",
+    register: Annotated[
+        str | None,
+        typer.Option(help="Register the winner as a new version of this model (challenger)."),
+    ] = None,
+    segment_column: Annotated[
+        str | None,
+        typer.Option(help="Column of --data whose values slice the model card (worlds: segment)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (default: LIFTWISE_DATA_DIR or ./data).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: LIFTWISE_TRACKING_URI or sqlite there)."),
+    ] = None,
 ) -> None:
-    """Run the model race on an experiment; keep the winner (by Profit@K) and the report."""
+    """Run the model race on an experiment; keep the winner (by Profit@K) and the report,
+    and log the race to MLflow (optionally registering the winner)."""
+    if register is not None and not track:
+        raise UserError("registering needs a tracked run: drop --no-track", option="--register")
+    if track:  # bad tracking settings fail now, not after a long race
+        from liftwise.settings import Settings
+
+        tracking = Settings.load(data_dir=data_dir, tracking_uri=tracking_uri)
     from liftwise.evaluate.economics import ArmCost, Economics
     from liftwise.evaluate.race import RaceSettings, run_race, winner_bundle
     from liftwise.evaluate.report import save_race
@@ -119,6 +155,44 @@ def train_command(
     paths = save_race(result, bundle, out)
     _print_race(result, currency)
     stdout.print(f"winner: {result.winner}; report {paths['report']}; model {paths['model']}")
+    if track:
+        source = world or data
+        assert source is not None  # one of them was required above
+        _track(result, bundle, frame, source, segment_column, experiment, register, tracking)
+
+
+def _track(
+    result: RaceResult,
+    bundle: ModelBundle,
+    frame: ExperimentFrame,
+    source: Path,
+    segment_column: str | None,
+    experiment: str,
+    register: str | None,
+    settings: Settings,
+) -> None:
+    """Log the race to MLflow and, with --register, register its winner."""
+    from liftwise.registry.tracking import describe_dataset, log_race, source_segments
+
+    with console.status("logging the race to MLflow"):
+        run_id = log_race(
+            result,
+            bundle,
+            frame,
+            settings=settings,
+            experiment=experiment,
+            dataset=describe_dataset(source, frame),
+            segments=source_segments(source, frame, segment_column),
+        )
+    stdout.print(f"tracked: run {run_id} in experiment '{experiment}' ({settings.tracking})")
+    if register is not None:
+        from liftwise.registry.models import ModelRegistry
+
+        ref = ModelRegistry(settings).register(run_id, register)
+        stdout.print(
+            f"registered: {ref.name} v{ref.version} (challenger); approve with `liftwise model "
+            f"approve {ref.name} {ref.version} --by WHO --note TEXT`"
+        )
 
 
 def _world_inputs(path: Path):

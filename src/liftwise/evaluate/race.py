@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,10 @@ class RaceResult:
     propensity: np.ndarray
     settings: RaceSettings
     extra: dict[str, object] = field(default_factory=dict)
+    # The validation split as the race saw it, for slices computed later (model cards):
+    validation_mask: np.ndarray | None = None  # (n_units,) frame rows held out for scoring
+    winner_profit_scores: np.ndarray | None = None  # (n_val, K) winner's expected profit per arm
+    winner_effects: np.ndarray | None = None  # (n_val, K) winner's predicted effect per arm
 
 
 def split_by_arm(treatment: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -172,6 +177,7 @@ def run_race(
     say(f"refitting winner {winner} on all units")
     model = make_learner(winner, settings.seed, design).fit(X, t, y)
     table.insert(2, "winner", table["name"] == winner)
+    chosen = next(c for c in candidates if c.name == winner)
     return RaceResult(
         table=table,
         policy_curves=policy_curves,
@@ -182,6 +188,9 @@ def run_race(
         n_validation=int(validation.sum()),
         propensity=propensity,
         settings=settings,
+        validation_mask=validation,
+        winner_profit_scores=chosen.profit_scores,
+        winner_effects=chosen.effects,
     )
 
 
@@ -259,29 +268,49 @@ def _arm_metrics(
     treatments: Sequence[str],
     settings: RaceSettings,
 ) -> tuple[dict[str, float], dict[str, tuple[Curve, Curve]]]:
-    """Per arm: Qini and AUUC (both normalisations, Qini with a CI) and uplift@k."""
+    """Per arm: Qini, AUUC (both with a CI and in both normalisations) and uplift@k (with a
+    CI); every CI is the stratified bootstrap of the race's settings."""
     assert candidate.effects is not None
     row: dict[str, float] = {}
     curves: dict[str, tuple[Curve, Curve]] = {}
+    uplift_name = f"uplift@{settings.uplift_k:g}"
     for index, arm in enumerate(treatments, start=1):
         score = candidate.effects[:, index - 1]
-        qini = bootstrap_ci(
-            lambda yy, tt, ss, a=index: qini_coefficient(yy, tt, ss, arm=a),
-            y, t, score, n_boot=settings.n_boot, seed=settings.seed, stratify=t,
-        )  # fmt: skip
-        row[f"qini[{arm}]"] = qini.estimate
-        row[f"qini_low[{arm}]"] = qini.low
-        row[f"qini_high[{arm}]"] = qini.high
+        sample = (y, t, score, settings)
+        row.update(_with_ci(f"qini[{arm}]", partial(qini_coefficient, arm=index), *sample))
         row[f"qini_causalml[{arm}]"] = qini_coefficient(
             y, t, score, arm=index, normalize="causalml"
         )
-        row[f"auuc[{arm}]"] = auuc(y, t, score, arm=index)
+        row.update(_with_ci(f"auuc[{arm}]", partial(auuc, arm=index), *sample))
         row[f"auuc_causalml[{arm}]"] = auuc(y, t, score, arm=index, normalize="causalml")
-        row[f"uplift@{settings.uplift_k:g}[{arm}]"] = uplift_at_k(
-            y, t, score, settings.uplift_k, arm=index
-        )
+        at_k = partial(_uplift_at, k=settings.uplift_k, arm=index)
+        row.update(_with_ci(f"{uplift_name}[{arm}]", at_k, *sample))
         curves[arm] = (uplift_curve(y, t, score, arm=index), qini_curve(y, t, score, arm=index))
     return row, curves
+
+
+def _uplift_at(y: np.ndarray, t: np.ndarray, score: np.ndarray, *, k: float, arm: int) -> float:
+    return uplift_at_k(y, t, score, k, arm=arm)
+
+
+def _with_ci(
+    column: str,
+    metric: Callable[..., float],
+    y: np.ndarray,
+    t: np.ndarray,
+    score: np.ndarray,
+    settings: RaceSettings,
+) -> dict[str, float]:
+    """``name[arm]`` with ``name_low[arm]`` and ``name_high[arm]`` from the race's bootstrap."""
+    interval = bootstrap_ci(
+        metric, y, t, score, n_boot=settings.n_boot, seed=settings.seed, stratify=t
+    )
+    name, _, arm = column.partition("[")
+    return {
+        column: interval.estimate,
+        f"{name}_low[{arm}": interval.low,
+        f"{name}_high[{arm}": interval.high,
+    }
 
 
 def winner_bundle(

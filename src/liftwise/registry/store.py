@@ -1,0 +1,118 @@
+"""The MLflow connection every registry module shares: lazy import, URIs from Settings,
+experiments whose artefacts live under ``settings.artifact_root``.
+
+MLflow takes seconds to import, so nothing here imports it at module level; telemetry is
+switched off before the first import (``MLFLOW_DISABLE_TELEMETRY``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from liftwise.errors import UserError
+from liftwise.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # liftwise prints its own
+
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def mlflow_module() -> Any:
+    """``import mlflow`` with telemetry off (the import is slow: call it only when needed)."""
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    import mlflow
+
+    return mlflow
+
+
+def is_server(uri: str) -> bool:
+    """True for an MLflow tracking server (http/https), False for an embedded store."""
+    return uri.startswith(("http://", "https://"))
+
+
+def client(settings: Settings) -> MlflowClient:
+    """A client on the settings' tracking and registry URIs (no global state touched)."""
+    mlflow = mlflow_module()
+    if not is_server(settings.tracking):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return mlflow.MlflowClient(tracking_uri=settings.tracking, registry_uri=settings.registry)
+
+
+@contextlib.contextmanager
+def active_store(settings: Settings) -> Iterator[Any]:
+    """Point MLflow's fluent API (``mlflow.start_run``, ``log_model``) at the settings' store
+    for the duration, then restore whatever the process used before."""
+    mlflow = mlflow_module()
+    before = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    if not is_server(settings.tracking):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking)
+    mlflow.set_registry_uri(settings.registry)
+    try:
+        yield mlflow
+    finally:
+        mlflow.set_tracking_uri(before["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(before["MLFLOW_REGISTRY_URI"])
+        for name, value in before.items():  # set_*_uri(None) leaves the variables behind
+            if value is None:
+                os.environ.pop(name, None)
+
+
+@contextlib.contextmanager
+def environment(**variables: str) -> Iterator[None]:
+    """Set environment variables for the duration (MLflow reads its switches from there)."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def experiment_artifact_location(settings: Settings, name: str) -> str | None:
+    """Where an embedded store keeps an experiment's artefacts: a folder per experiment
+    under ``artifact_root`` (``None`` for a server, which decides for itself)."""
+    if is_server(settings.tracking):
+        return None
+    folder = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    if folder != name:  # keep two names that sanitise alike apart
+        folder += "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return (settings.artifact_root / folder).resolve().as_uri()
+
+
+def ensure_experiment(settings: Settings, name: str) -> str:
+    """The id of experiment ``name``, created on first use."""
+    if not name.strip():
+        raise UserError("experiment name must not be empty", option="--experiment")
+    tracking = client(settings)
+    experiment = tracking.get_experiment_by_name(name)
+    if experiment is None:
+        return tracking.create_experiment(
+            name, artifact_location=experiment_artifact_location(settings, name)
+        )
+    if experiment.lifecycle_stage == "deleted":
+        raise UserError(
+            f"experiment '{name}' is deleted in {settings.tracking}; restore it "
+            "(`mlflow experiments restore`) or choose another name",
+            option="--experiment",
+        )
+    return experiment.experiment_id
+
+
+def not_found(error: Exception) -> bool:
+    """Whether an MLflow error means 'no such entity' (run, model, version, alias)."""
+    code = getattr(error, "error_code", "")
+    return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
