@@ -6,24 +6,37 @@
 - :mod:`data`, :mod:`aggregate`, :mod:`analyze`, :mod:`report`: exposures + outcomes in,
   ``summary.json`` and ``report.html`` out.
 - :mod:`world`: a synthetic world's campaign as ready-to-analyse files.
+
+Exports load on first use, so ``liftwise.experiment.stats`` stays free of matplotlib.
 """
 
-from liftwise.experiment.analyze import ExperimentAnalysis, analyze_files, analyze_tables
-from liftwise.experiment.assign import Design, assign_units, bucket, buckets, uniformity_check
-from liftwise.experiment.config import AnalysisConfig, load_config, parse_config
-from liftwise.experiment.report import write_report
+from __future__ import annotations
 
-__all__ = [
-    "AnalysisConfig",
-    "Design",
-    "ExperimentAnalysis",
-    "analyze_files",
-    "analyze_tables",
-    "assign_units",
-    "bucket",
-    "buckets",
-    "load_config",
-    "parse_config",
-    "uniformity_check",
-    "write_report",
-]
+from typing import Any
+
+_LAZY = {
+    "AnalysisConfig": "liftwise.experiment.config",
+    "load_config": "liftwise.experiment.config",
+    "parse_config": "liftwise.experiment.config",
+    "Design": "liftwise.experiment.assign",
+    "assign_units": "liftwise.experiment.assign",
+    "bucket": "liftwise.experiment.assign",
+    "buckets": "liftwise.experiment.assign",
+    "uniformity_check": "liftwise.experiment.assign",
+    "ExperimentAnalysis": "liftwise.experiment.analyze",
+    "analyze_files": "liftwise.experiment.analyze",
+    "analyze_tables": "liftwise.experiment.analyze",
+    "write_report": "liftwise.experiment.report",
+    "world_experiment": "liftwise.experiment.world",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'liftwise.experiment' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

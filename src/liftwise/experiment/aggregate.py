@@ -137,7 +137,9 @@ def aggregate(
         np.multiply(columns[a], columns[b], out=buffer)
         for target, (_, _, s, t, code) in zip(products_by_plan, plans, strict=True):
             target[(a, b)] = cells(code, s, t, buffer)
-    for (name, levels, s, t, code), sums, products in zip(plans, sums_by_plan, products_by_plan, strict=True):
+    for (name, levels, s, t, code), sums, products in zip(
+        plans, sums_by_plan, products_by_plan, strict=True
+    ):
         n = cells(code, s, t, None).astype(np.float64)
         extra = missing if t > 1 else missing.sum(axis=1, keepdims=True)
         n[:, s - 1 if has_missing else 0, :] += extra

@@ -88,11 +88,19 @@ class MetricPlan:
         if self.cuped:
             ja, jb = a.joint(self.y, str(self.x)), b.joint(self.y, str(self.x))
             result = cuped_difference(ja, jb, alpha)
-            absolute, relative, theta, ratio = result.absolute, result.relative, result.theta, result.variance_ratio
+            absolute, relative, theta, ratio = (
+                result.absolute,
+                result.relative,
+                result.theta,
+                result.variance_ratio,
+            )
             mean_a, mean_b = ja.mean_y, jb.mean_y
         else:
             if self.kind == "ratio":
-                ma, mb = ratio_moments(a.joint(self.y, str(self.x))), ratio_moments(b.joint(self.y, str(self.x)))
+                ma, mb = (
+                    ratio_moments(a.joint(self.y, str(self.x))),
+                    ratio_moments(b.joint(self.y, str(self.x))),
+                )
             elif self.kind == "binary":
                 ma, mb = a.proportion(self.y), b.proportion(self.y)
             else:
@@ -205,7 +213,10 @@ class ExperimentAnalysis:
                 "confident_gain": uplift.confident_gain,
                 "segment_regression": regressed,
                 "success": bool(
-                    uplift.confident_gain and srm_ok is not False and guardrails_ok is not False and not regressed
+                    uplift.confident_gain
+                    and srm_ok is not False
+                    and guardrails_ok is not False
+                    and not regressed
                 ),
             }
         return {
@@ -332,7 +343,9 @@ def metric_plans(config: AnalysisConfig) -> list[MetricPlan]:
         for m in config.metrics
     ]
     if config.profit is not None:
-        plans.append(MetricPlan(name=NET_PROFIT, kind="continuous", y=NET_PROFIT, x=config.profit.covariate))
+        plans.append(
+            MetricPlan(name=NET_PROFIT, kind="continuous", y=NET_PROFIT, x=config.profit.covariate)
+        )
     return plans
 
 
@@ -345,12 +358,20 @@ def net_profit_column(units: UnitData, config: AnalysisConfig) -> np.ndarray:
         net -= units.columns[profit.cost]
     unknown = sorted(set(profit.arm_costs) - set(units.arms))
     if unknown:
-        raise UserError(f"prices for arms that are not in the experiment: {', '.join(unknown)}", option="profit.arm_costs")
+        raise UserError(
+            f"prices for arms that are not in the experiment: {', '.join(unknown)}",
+            option="profit.arm_costs",
+        )
     if profit.arm_costs:
         arm = np.where(units.row_code >= 0, units.row_code // units.looks, 0)
-        contact = np.array([profit.arm_costs[a].contact if a in profit.arm_costs else 0.0 for a in units.arms])
+        contact = np.array(
+            [profit.arm_costs[a].contact if a in profit.arm_costs else 0.0 for a in units.arms]
+        )
         per_conversion = np.array(
-            [profit.arm_costs[a].per_conversion if a in profit.arm_costs else 0.0 for a in units.arms]
+            [
+                profit.arm_costs[a].per_conversion if a in profit.arm_costs else 0.0
+                for a in units.arms
+            ]
         )
         net -= contact[arm]
         if profit.conversion and per_conversion.any():
@@ -366,7 +387,10 @@ def _comparison_pairs(config: AnalysisConfig, arms: list[str]) -> list[tuple[str
     for treatment, baseline in pairs:
         for arm in (treatment, baseline):
             if arm not in arms:
-                raise UserError(f"comparison arm '{arm}' is not in the experiment ({', '.join(arms)})", option="profit.comparisons")
+                raise UserError(
+                    f"comparison arm '{arm}' is not in the experiment ({', '.join(arms)})",
+                    option="profit.comparisons",
+                )
         if treatment == baseline:
             raise UserError(f"compares '{treatment}' with itself", option="profit.comparisons")
     return [tuple(p) for p in pairs]  # type: ignore[misc]
@@ -394,7 +418,10 @@ def _scalar(value: Any) -> float | None:
 def analyze_units(units: UnitData, config: AnalysisConfig) -> ExperimentAnalysis:
     """Every statistic of the experiment from the joined units."""
     plans = metric_plans(config)
-    columns = {name: units.columns[name] for name in dict.fromkeys(c for p in plans for c in (p.y, p.x) if c and c != NET_PROFIT)}
+    columns = {
+        name: units.columns[name]
+        for name in dict.fromkeys(c for p in plans for c in (p.y, p.x) if c and c != NET_PROFIT)
+    }
     if config.profit is not None:
         columns[NET_PROFIT] = net_profit_column(units, config)
     pairs = [p for plan in plans for p in plan.pairs()]
@@ -415,7 +442,9 @@ def analyze_units(units: UnitData, config: AnalysisConfig) -> ExperimentAnalysis
         if plan.name == NET_PROFIT:
             continue
         for treatment, baseline in metric_pairs:
-            result = plan.estimate(overall.arm(index[baseline]), overall.arm(index[treatment]), alpha)
+            result = plan.estimate(
+                overall.arm(index[baseline]), overall.arm(index[treatment]), alpha
+            )
             comparisons.append(_comparison(plan, treatment, baseline, result, config))
     comparisons = _corrected(comparisons, config)
 
@@ -433,14 +462,18 @@ def analyze_units(units: UnitData, config: AnalysisConfig) -> ExperimentAnalysis
     if config.segments:
         for cells in dimensions:
             by_level = cells.by_level()
-            segments += _segment_breakdowns(plans, by_level, index, metric_pairs, profit_pairs, alpha)
+            segments += _segment_breakdowns(
+                plans, by_level, index, metric_pairs, profit_pairs, alpha
+            )
 
     paths: list[SequentialPath] = []
     if units.looks > 1:
         cumulative = main.cumulative_looks()
         for plan in plans:
             for treatment, baseline in profit_pairs if plan.name == NET_PROFIT else metric_pairs:
-                result = plan.estimate(cumulative.arm(index[baseline]), cumulative.arm(index[treatment]), alpha)
+                result = plan.estimate(
+                    cumulative.arm(index[baseline]), cumulative.arm(index[treatment]), alpha
+                )
                 n_total = result.n_a + result.n_b
                 paths.append(
                     SequentialPath(
@@ -449,7 +482,9 @@ def analyze_units(units: UnitData, config: AnalysisConfig) -> ExperimentAnalysis
                         baseline=baseline,
                         times=units.look_times,
                         n_total=n_total,
-                        sequential=sequential_estimate(result.absolute, n_total, config.sequential_tuning),
+                        sequential=sequential_estimate(
+                            result.absolute, n_total, config.sequential_tuning
+                        ),
                         fixed=result.absolute,
                     )
                 )
@@ -496,7 +531,9 @@ def _comparison(
 def _corrected(comparisons: list[Comparison], config: AnalysisConfig) -> list[Comparison]:
     """Adjust the p-values of the non-guardrail comparisons as one family."""
     family = [i for i, c in enumerate(comparisons) if not c.is_guardrail]
-    adjusted = adjust(np.array([float(comparisons[i].absolute.p_value) for i in family]), config.correction)
+    adjusted = adjust(
+        np.array([float(comparisons[i].absolute.p_value) for i in family]), config.correction
+    )
     out = list(comparisons)
     for i, p in zip(family, adjusted, strict=True):
         out[i] = replace(out[i], adjusted_p_value=_scalar(p), significant=bool(p < config.alpha))
@@ -537,7 +574,11 @@ def analyze_tables(
 ) -> ExperimentAnalysis:
     """Analyse in-memory Arrow tables (see the module docstring)."""
     units = prepare_units(
-        exposures, outcomes, config, exposures_source=exposures_source, outcomes_source=outcomes_source
+        exposures,
+        outcomes,
+        config,
+        exposures_source=exposures_source,
+        outcomes_source=outcomes_source,
     )
     return analyze_units(units, config)
 

@@ -25,6 +25,7 @@ the layer and the arm would put the layer's slice of units into particular arms.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,12 @@ WEIGHT_TOLERANCE = 1e-6
 _BUCKET_SCALE = 2.0**-53
 _BATCH = 100_000
 
-ASSIGNED, HOLDOUT, OUTSIDE_LAYER, NOT_COVERED = "assigned", "holdout", "outside_layer", "not_covered"
+ASSIGNED, HOLDOUT, OUTSIDE_LAYER, NOT_COVERED = (
+    "assigned",
+    "holdout",
+    "outside_layer",
+    "not_covered",
+)
 STATUSES = (ASSIGNED, HOLDOUT, OUTSIDE_LAYER, NOT_COVERED)
 
 
@@ -59,8 +65,14 @@ def unit_keys(unit_ids: Iterable[object] | np.ndarray, *, source: str = "unit id
         return [str(int(v)) for v in values.tolist()]
     keys: list[str] = []
     for row, value in enumerate(values.tolist()):
-        if isinstance(value, bool) or value is None or (isinstance(value, float) and not value.is_integer()):
-            raise UserError(f"unit id {value!r} is neither an integer nor text", file=source, row=row)
+        if (
+            isinstance(value, bool)
+            or value is None
+            or (isinstance(value, float) and not value.is_integer())
+        ):
+            raise UserError(
+                f"unit id {value!r} is neither an integer nor text", file=source, row=row
+            )
         keys.append(str(int(value)) if isinstance(value, int | float) else str(value))
     return keys
 
@@ -70,7 +82,9 @@ def bucket(salt: str, unit_id: object) -> float:
     return float(buckets(salt, [unit_id])[0])
 
 
-def buckets(salt: str, unit_ids: Iterable[object] | np.ndarray, *, source: str = "unit ids") -> np.ndarray:
+def buckets(
+    salt: str, unit_ids: Iterable[object] | np.ndarray, *, source: str = "unit ids"
+) -> np.ndarray:
     """Uniform draws in [0, 1) for many units (float64), hashed in batches."""
     keys = unit_keys(unit_ids, source=source)
     prefix = f"{salt}:".encode()
@@ -168,7 +182,9 @@ def assign_units(
         draws[part] = buckets(design.effective_salt, chunk, source=source)
         local = np.full(len(chunk), ASSIGNED, dtype=object)
         if design.holdout > 0:
-            held = buckets(HOLDOUT_PREFIX + design.holdout_name, chunk, source=source) < design.holdout
+            held = (
+                buckets(HOLDOUT_PREFIX + design.holdout_name, chunk, source=source) < design.holdout
+            )
             local[held] = HOLDOUT
         if design.layer is not None:
             lo, hi = design.layer_range
@@ -211,7 +227,7 @@ def check_exclusive(designs: Sequence[Design]) -> None:
             by_layer.setdefault(design.layer, []).append(design)
     for layer, members in by_layer.items():
         ordered = sorted(members, key=lambda d: d.layer_range[0])
-        for left, right in zip(ordered, ordered[1:], strict=False):
+        for left, right in itertools.pairwise(ordered):
             if right.layer_range[0] < left.layer_range[1]:
                 raise UserError(
                     f"experiments '{left.name}' and '{right.name}' overlap in layer '{layer}' "
@@ -236,4 +252,6 @@ def uniformity_check(values: np.ndarray, bins: int = 100) -> Uniformity:
     values = np.asarray(values, dtype=np.float64)
     counts = np.bincount(np.minimum((values * bins).astype(np.int64), bins - 1), minlength=bins)
     result = stats.chisquare(counts)
-    return Uniformity(bins=bins, chi2=float(result.statistic), dof=bins - 1, p_value=float(result.pvalue))
+    return Uniformity(
+        bins=bins, chi2=float(result.statistic), dof=bins - 1, p_value=float(result.pvalue)
+    )

@@ -51,9 +51,13 @@ class MetricSpec(_Strict):
             if self.covariate:
                 raise ValueError(f"ratio metric '{self.name}' cannot take a CUPED covariate")
             if self.column:
-                raise ValueError(f"ratio metric '{self.name}' takes numerator/denominator, not column")
+                raise ValueError(
+                    f"ratio metric '{self.name}' takes numerator/denominator, not column"
+                )
         elif self.numerator or self.denominator:
-            raise ValueError(f"{self.type} metric '{self.name}' takes column, not numerator/denominator")
+            raise ValueError(
+                f"{self.type} metric '{self.name}' takes column, not numerator/denominator"
+            )
         return self
 
     @property

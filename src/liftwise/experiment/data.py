@@ -14,6 +14,7 @@ reported; repeated exposures to one arm count once, at the first exposure.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -74,8 +75,8 @@ def read_sqlite(url: str) -> pa.Table:
     if not path.is_file():
         raise UserError("no such database file", file=path)
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-            frame = pd.read_sql_query(f'SELECT * FROM "{table}"', connection)  # noqa: S608
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            frame = pd.read_sql_query(f'SELECT * FROM "{table}"', connection)
     except (sqlite3.Error, pd.errors.DatabaseError) as err:
         raise UserError(f"cannot read table {table!r}: {err}", file=path) from None
     return pa.Table.from_pandas(frame, preserve_index=False)
@@ -94,7 +95,9 @@ def read_exposures(source: str | Path) -> pa.Table:
         scheme = text.split("://", 1)[0]
         if scheme not in EXPOSURE_READERS:
             known = ", ".join(sorted(EXPOSURE_READERS))
-            raise UserError(f"unknown exposure source '{scheme}://' (known: {known}, or a file)", file=text)
+            raise UserError(
+                f"unknown exposure source '{scheme}://' (known: {known}, or a file)", file=text
+            )
         table = EXPOSURE_READERS[scheme](text)
     else:
         table = read_table(text)
@@ -163,9 +166,9 @@ def _no_nulls(column: pa.ChunkedArray, source: str, name: str) -> None:
         raise UserError("missing value", file=source, column=name, row=row)
 
 
-def _ids(column: pa.ChunkedArray, source: str) -> np.ndarray:
-    """Unit ids as int64, or as an object array of strings."""
-    _no_nulls(column, source, UNIT_ID)
+def unit_id_values(column: pa.ChunkedArray, source: str, name: str = UNIT_ID) -> np.ndarray:
+    """Unit ids as int64 (integers, integral floats) or as an object array of strings."""
+    _no_nulls(column, source, name)
     if pa.types.is_integer(column.type):
         return column.to_numpy().astype(np.int64, copy=False)
     if pa.types.is_floating(column.type):
@@ -173,12 +176,16 @@ def _ids(column: pa.ChunkedArray, source: str) -> np.ndarray:
         bad = values != np.floor(values)
         if bad.any():
             row = _first(bad)
-            raise UserError(f"unit id {values[row]!r} is not an integer", file=source, column=UNIT_ID, row=row)
+            raise UserError(
+                f"unit id {values[row]!r} is not an integer", file=source, column=name, row=row
+            )
         return values.astype(np.int64)
     return np.asarray(column.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _labels(column: pa.ChunkedArray, source: str, name: str, *, nulls: str | None) -> tuple[np.ndarray, list[str]]:
+def _labels(
+    column: pa.ChunkedArray, source: str, name: str, *, nulls: str | None
+) -> tuple[np.ndarray, list[str]]:
     """Dictionary codes (int32) and their labels as text; nulls become ``nulls``' level,
     or a UserError when ``nulls`` is None."""
     if nulls is None:
@@ -208,7 +215,9 @@ def _timestamps(column: pa.ChunkedArray, source: str) -> np.ndarray:
         parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
         if parsed.isna().any():
             row = _first(parsed.isna().to_numpy())
-            raise UserError(f"not a timestamp: {text.iloc[row]!r}", file=source, column=EXPOSED_AT, row=row)
+            raise UserError(
+                f"not a timestamp: {text.iloc[row]!r}", file=source, column=EXPOSED_AT, row=row
+            )
         return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
     raise UserError(f"expected timestamps, found {column.type}", file=source, column=EXPOSED_AT)
 
@@ -217,7 +226,11 @@ def numeric_column(table: pa.Table, name: str, source: str, *, binary: bool = Fa
     """One outcome column as finite float64 (0/1 when ``binary``); the first bad row fails."""
     column = table.column(name)
     _no_nulls(column, source, name)
-    if pa.types.is_boolean(column.type) or pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+    if (
+        pa.types.is_boolean(column.type)
+        or pa.types.is_integer(column.type)
+        or pa.types.is_floating(column.type)
+    ):
         values = column.to_numpy().astype(np.float64, copy=False)
     else:
         text = column.to_pandas()
@@ -225,12 +238,19 @@ def numeric_column(table: pa.Table, name: str, source: str, *, binary: bool = Fa
     bad = ~np.isfinite(values)
     if bad.any():
         row = _first(bad)
-        raise UserError(f"not a finite number: {column[row].as_py()!r}", file=source, column=name, row=row)
+        raise UserError(
+            f"not a finite number: {column[row].as_py()!r}", file=source, column=name, row=row
+        )
     if binary:
         off = (values != 0) & (values != 1)
         if off.any():
             row = _first(off)
-            raise UserError(f"a binary metric must be 0 or 1, found {values[row]!r}", file=source, column=name, row=row)
+            raise UserError(
+                f"a binary metric must be 0 or 1, found {values[row]!r}",
+                file=source,
+                column=name,
+                row=row,
+            )
     return values
 
 
@@ -251,19 +271,28 @@ def _unit_codes(
     return codes[: exposed.size], codes[exposed.size :], len(uniques), lambda c: str(uniques[c])
 
 
-def _ordered_arms(observed: list[str], config: AnalysisConfig, source: str, arm_codes: np.ndarray) -> list[str]:
+def _ordered_arms(
+    observed: list[str], config: AnalysisConfig, source: str, arm_codes: np.ndarray
+) -> list[str]:
     """Report order of the arms (control first) after checking them against the config."""
     if config.arms is not None:
         for index, label in enumerate(observed):
             if label not in config.arms and (arm_codes == index).any():
                 row = _first(arm_codes == index)
                 known = ", ".join(config.arms)
-                raise UserError(f"arm '{label}' is not a configured arm ({known})", file=source, column=ARM, row=row)
+                raise UserError(
+                    f"arm '{label}' is not a configured arm ({known})",
+                    file=source,
+                    column=ARM,
+                    row=row,
+                )
         names = list(config.arms)
     else:
         names = sorted(observed)
     if config.control not in observed:
-        raise UserError(f"no exposures in the control arm '{config.control}'", file=source, column=ARM)
+        raise UserError(
+            f"no exposures in the control arm '{config.control}'", file=source, column=ARM
+        )
     return [config.control, *(n for n in names if n != config.control)]
 
 
@@ -274,15 +303,23 @@ def _filter_experiment(table: pa.Table, config: AnalysisConfig, source: str) -> 
     if config.experiment is None:
         if len(names) > 1:
             shown = ", ".join(sorted(map(str, names))[:5])
-            raise UserError(f"exposures of several experiments ({shown}); choose one", file=source, option="experiment")
+            raise UserError(
+                f"exposures of several experiments ({shown}); choose one",
+                file=source,
+                option="experiment",
+            )
         return table
     kept = table.filter(pc.equal(table.column(EXPERIMENT).cast(pa.string()), config.experiment))
     if kept.num_rows == 0:
-        raise UserError(f"no exposures of experiment '{config.experiment}'", file=source, column=EXPERIMENT)
+        raise UserError(
+            f"no exposures of experiment '{config.experiment}'", file=source, column=EXPERIMENT
+        )
     return kept
 
 
-def _limit_levels(codes: np.ndarray, labels: list[str], weight: np.ndarray, limit: int) -> tuple[np.ndarray, list[str]]:
+def _limit_levels(
+    codes: np.ndarray, labels: list[str], weight: np.ndarray, limit: int
+) -> tuple[np.ndarray, list[str]]:
     """Keep the ``limit - 1`` largest levels and merge the rest into "(other)"."""
     if len(labels) <= limit:
         return codes, labels
@@ -310,14 +347,18 @@ def prepare_units(
     if exposures.num_rows == 0:
         raise UserError("no exposure rows", file=exposures_source)
 
-    exposure_ids = _ids(exposures.column(UNIT_ID), exposures_source)
-    outcome_ids = _ids(outcomes.column(UNIT_ID), outcomes_source)
+    exposure_ids = unit_id_values(exposures.column(UNIT_ID), exposures_source)
+    outcome_ids = unit_id_values(outcomes.column(UNIT_ID), outcomes_source)
     raw_arm, observed = _labels(exposures.column(ARM), exposures_source, ARM, nulls=None)
     arms = _ordered_arms(observed, config, exposures_source, raw_arm)
     position = {name: i for i, name in enumerate(arms)}
     remap = np.array([position.get(label, -1) for label in observed], dtype=np.int32)
     arm_code = remap[raw_arm]
-    times = _timestamps(exposures.column(EXPOSED_AT), exposures_source) if EXPOSED_AT in exposures.column_names else None
+    times = (
+        _timestamps(exposures.column(EXPOSED_AT), exposures_source)
+        if EXPOSED_AT in exposures.column_names
+        else None
+    )
 
     exposure_code, outcome_code, size, id_text = _unit_codes(exposure_ids, outcome_ids)
     per_unit = np.bincount(exposure_code, minlength=size)
@@ -360,20 +401,32 @@ def prepare_units(
     outcome_count = np.bincount(outcome_code, minlength=size)
     if (outcome_count > 1).any():
         row = _first(pd.Series(outcome_code).duplicated().to_numpy())
-        raise UserError(f"unit {id_text(int(outcome_code[row]))} has two outcome rows", file=outcomes_source, column=UNIT_ID, row=row)
+        raise UserError(
+            f"unit {id_text(int(outcome_code[row]))} has two outcome rows",
+            file=outcomes_source,
+            column=UNIT_ID,
+            row=row,
+        )
     row_code = unit_code[outcome_code]
     tally = np.bincount(row_code + 2, minlength=n_cells + 2)
     n_with_row = tally[2:].reshape(len(arms), looks)
     without_row = analysed & (outcome_count == 0)
     if config.missing_outcomes == "error" and without_row.any():
         unit = id_text(_first(without_row))
-        raise UserError(f"exposed unit {unit} has no outcome row (missing_outcomes: error)", file=outcomes_source, column=UNIT_ID)
+        raise UserError(
+            f"exposed unit {unit} has no outcome row (missing_outcomes: error)",
+            file=outcomes_source,
+            column=UNIT_ID,
+        )
 
     binary_columns = {m.value_column for m in config.metrics if m.type == "binary"}
     if config.profit is not None and config.profit.conversion:
         binary_columns.add(config.profit.conversion)
     numeric = [c for c in needed if c not in config.segments]
-    columns = {name: numeric_column(outcomes, name, outcomes_source, binary=name in binary_columns) for name in numeric}
+    columns = {
+        name: numeric_column(outcomes, name, outcomes_source, binary=name in binary_columns)
+        for name in numeric
+    }
     in_analysis = (row_code >= 0).astype(np.float64)
     segments = {}
     for name in config.segments:

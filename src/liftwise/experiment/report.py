@@ -15,7 +15,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from liftwise.evaluate.report import png_bytes
-from liftwise.experiment.analyze import NET_PROFIT, ExperimentAnalysis, SegmentBreakdown, summary_dict
+from liftwise.experiment.analyze import (
+    NET_PROFIT,
+    ExperimentAnalysis,
+    SegmentBreakdown,
+    summary_dict,
+)
 from liftwise.io import atomic_path, write_json
 
 GOOD, BAD, NEUTRAL, BAND = "#1b7f3b", "#b3261e", "#555555", "#9ecae1"
@@ -47,7 +52,9 @@ def plot_metric_effects(analysis: ExperimentAnalysis) -> bytes:
         colour = _colour(low, high, better.get(c.metric, True))
         axis.plot([low, high], [y, y], color=colour, linewidth=2)
         axis.plot(100 * float(c.relative.estimate), y, "o", color=colour)
-        guard = analysis.config.metrics[[m.name for m in analysis.config.metrics].index(c.metric)].guardrail
+        guard = analysis.config.metrics[
+            [m.name for m in analysis.config.metrics].index(c.metric)
+        ].guardrail
         if guard is not None and guard.relative:
             edge = -100 * guard.margin if better.get(c.metric, True) else 100 * guard.margin
             axis.plot([edge, edge], [y - 0.35, y + 0.35], color=BAD, linestyle=":")
@@ -70,14 +77,21 @@ def plot_profit(analysis: ExperimentAnalysis) -> bytes:
         path = paths.get((uplift.treatment, uplift.baseline))
         if path is not None:
             axis.plot(
-                [path.sequential.ci_low[-1], path.sequential.ci_high[-1]], [y, y], color=colour, linewidth=0.8
+                [path.sequential.ci_low[-1], path.sequential.ci_high[-1]],
+                [y, y],
+                color=colour,
+                linewidth=0.8,
             )
         axis.plot([e.ci_low, e.ci_high], [y, y], color=colour, linewidth=3)
         axis.plot(e.estimate, y, "o", color=colour)
-    axis.set_yticks(range(len(analysis.profit)), [f"{u.treatment} vs {u.baseline}" for u in analysis.profit])
+    axis.set_yticks(
+        range(len(analysis.profit)), [f"{u.treatment} vs {u.baseline}" for u in analysis.profit]
+    )
     axis.axvline(0, color="black", linewidth=0.7)
     currency = analysis.config.profit.currency if analysis.config.profit else ""
-    axis.set_xlabel(f"net profit uplift per unit {currency} (thick: 95% CI, thin: always-valid)".strip())
+    axis.set_xlabel(
+        f"net profit uplift per unit {currency} (thick: 95% CI, thin: always-valid)".strip()
+    )
     axis.set_title("Net profit uplift = revenue - treatment costs, vs baseline")
     axis.invert_yaxis()
     return png_bytes(figure)
@@ -94,7 +108,11 @@ def plot_segments(breakdowns: list[SegmentBreakdown]) -> bytes:
         for y in range(estimate.size):
             if not np.isfinite(estimate[y]) or not np.isfinite(low[y]):
                 continue
-            colour = BAD if item.effects.levels[y] in item.effects.regressions else _colour(low[y], high[y])
+            colour = (
+                BAD
+                if item.effects.levels[y] in item.effects.regressions
+                else _colour(low[y], high[y])
+            )
             axis.plot([low[y], high[y]], [y, y], color=colour, linewidth=2)
             axis.plot(estimate[y], y, "o", color=colour)
         pooled = item.effects.heterogeneity.pooled_estimate
@@ -105,7 +123,8 @@ def plot_segments(breakdowns: list[SegmentBreakdown]) -> bytes:
         axis.invert_yaxis()
         p_q = item.effects.heterogeneity.p_value
         axis.set_title(
-            f"{item.metric}: {item.treatment} vs {item.baseline}\nCochran's Q p = {p_q:.3g}", fontsize=9
+            f"{item.metric}: {item.treatment} vs {item.baseline}\nCochran's Q p = {p_q:.3g}",
+            fontsize=9,
         )
         axis.set_xlabel("effect (95% CI); dashed: pooled")
     figure.suptitle(f"By {breakdowns[0].effects.dimension}", fontsize=10)
@@ -120,8 +139,12 @@ def plot_sequential(analysis: ExperimentAnalysis, metric: str) -> bytes:
     for axis, path in zip(axes, paths, strict=True):
         x = np.arange(len(path.times))
         seq, fixed = path.sequential, path.fixed
-        axis.fill_between(x, seq.ci_low, seq.ci_high, color=BAND, alpha=0.6, label="always-valid 95%")
-        axis.plot(x, fixed.ci_low, color=NEUTRAL, linewidth=0.8, linestyle="--", label="fixed-horizon 95%")
+        axis.fill_between(
+            x, seq.ci_low, seq.ci_high, color=BAND, alpha=0.6, label="always-valid 95%"
+        )
+        axis.plot(
+            x, fixed.ci_low, color=NEUTRAL, linewidth=0.8, linestyle="--", label="fixed-horizon 95%"
+        )
         axis.plot(x, fixed.ci_high, color=NEUTRAL, linewidth=0.8, linestyle="--")
         axis.plot(x, seq.estimate, color="black", linewidth=1.2, label="estimate")
         axis.axhline(0, color="black", linewidth=0.6)
@@ -142,11 +165,19 @@ def plot_srm(analysis: ExperimentAnalysis) -> bytes:
     x = np.arange(len(arms))
     figure = Figure(figsize=(6, 3.4))
     axis = figure.subplots()
-    axis.bar(x - 0.2, [srm.observed[a] for a in arms], 0.4, label="observed", color=BAD if srm.mismatch else GOOD)
+    axis.bar(
+        x - 0.2,
+        [srm.observed[a] for a in arms],
+        0.4,
+        label="observed",
+        color=BAD if srm.mismatch else GOOD,
+    )
     axis.bar(x + 0.2, [srm.expected[a] for a in arms], 0.4, label="expected", color=NEUTRAL)
     axis.set_xticks(x, arms)
     status = "MISMATCH" if srm.mismatch else "ok"
-    axis.set_title(f"Sample ratio: {status} (chi-square p = {srm.p_value:.3g}, threshold {srm.threshold:g})")
+    axis.set_title(
+        f"Sample ratio: {status} (chi-square p = {srm.p_value:.3g}, threshold {srm.threshold:g})"
+    )
     axis.legend(fontsize=8)
     return png_bytes(figure)
 
@@ -164,7 +195,11 @@ def report_images(analysis: ExperimentAnalysis) -> dict[str, bytes]:
     if any(p.metric == headline for p in analysis.paths):
         images["Sequential interval over time"] = plot_sequential(analysis, headline)
     for dimension in analysis.config.segments:
-        chosen = [s for s in analysis.segments if s.metric == headline and s.effects.dimension == dimension]
+        chosen = [
+            s
+            for s in analysis.segments
+            if s.metric == headline and s.effects.dimension == dimension
+        ]
         if chosen:
             images[f"Segments: {dimension}"] = plot_segments(chosen)
     return images
@@ -186,7 +221,9 @@ def _number(value: object) -> str:
 def _table(headers: list[str], rows: list[list[object]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(v) if isinstance(v, str) else _number(v)}</td>" for v in row) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{html.escape(v) if isinstance(v, str) else _number(v)}</td>" for v in row)
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -275,28 +312,82 @@ def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title:
     ]
     units = summary["units"]
     sections = [
-        "<h2>Verdict</h2><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>",
-        "<h2>Units</h2>" + _table(list(units), [[units[k] if not isinstance(units[k], list) else ", ".join(units[k]) or "–" for k in units]]),
+        "<h2>Verdict</h2><ul>"
+        + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        + "</ul>",
+        "<h2>Units</h2>"
+        + _table(
+            list(units),
+            [
+                [
+                    units[k] if not isinstance(units[k], list) else ", ".join(units[k]) or "–"
+                    for k in units
+                ]
+            ],
+        ),
         "<h2>Metrics</h2>"
         + _table(
-            ["metric", "comparison", "n", "baseline mean", "treatment mean", "effect", "95% CI", "relative 95% CI", "p", f"p ({summary['correction']})", "always-valid 95% CI"],
+            [
+                "metric",
+                "comparison",
+                "n",
+                "baseline mean",
+                "treatment mean",
+                "effect",
+                "95% CI",
+                "relative 95% CI",
+                "p",
+                f"p ({summary['correction']})",
+                "always-valid 95% CI",
+            ],
             metric_rows,
         ),
     ]
     if guard_rows:
         sections.append(
             "<h2>Guardrails (one-sided non-inferiority)</h2>"
-            + _table(["metric", "comparison", "effect", "margin", "one-sided bound", "p", "passed"], guard_rows)
+            + _table(
+                ["metric", "comparison", "effect", "margin", "one-sided bound", "p", "passed"],
+                guard_rows,
+            )
         )
     if profit_rows:
         sections.append(
             "<h2>Net profit uplift</h2>"
-            + _table(["comparison", "baseline per unit", "treatment per unit", "uplift per unit", "95% CI", "treatment units", "total uplift", "95% CI", "confident gain"], profit_rows)
+            + _table(
+                [
+                    "comparison",
+                    "baseline per unit",
+                    "treatment per unit",
+                    "uplift per unit",
+                    "95% CI",
+                    "treatment units",
+                    "total uplift",
+                    "95% CI",
+                    "confident gain",
+                ],
+                profit_rows,
+            )
         )
     if segment_rows:
         sections.append(
             "<h2>Segments</h2>"
-            + _table(["metric", "comparison", "segment column", "levels", "Cochran's Q", "p (heterogeneity)", "I²", "lowest", "highest", "range", "regressions (Holm)"], segment_rows)
+            + _table(
+                [
+                    "metric",
+                    "comparison",
+                    "segment column",
+                    "levels",
+                    "Cochran's Q",
+                    "p (heterogeneity)",
+                    "I²",
+                    "lowest",
+                    "highest",
+                    "range",
+                    "regressions (Holm)",
+                ],
+                segment_rows,
+            )
         )
     pictures = "".join(
         f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" '

@@ -55,7 +55,9 @@ class Moments:
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = total / n
             variance = np.where(n > 1, (sum_squares - total * total / n) / (n - 1), np.nan)
-        return cls(n=scalar_or_array(n), mean=scalar_or_array(mean), variance=scalar_or_array(variance))
+        return cls(
+            n=scalar_or_array(n), mean=scalar_or_array(mean), variance=scalar_or_array(variance)
+        )
 
 
 def proportion_moments(successes: Array, n: Array) -> Moments:
@@ -63,7 +65,9 @@ def proportion_moments(successes: Array, n: Array) -> Moments:
     successes, n = float_array(successes), float_array(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = successes / n
-    return Moments(n=scalar_or_array(n), mean=scalar_or_array(p), variance=scalar_or_array(p * (1 - p)))
+    return Moments(
+        n=scalar_or_array(n), mean=scalar_or_array(p), variance=scalar_or_array(p * (1 - p))
+    )
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,15 @@ class JointMoments:
                 n=scalar_or_array(n),
                 mean_y=scalar_or_array(sum_y / n),
                 mean_x=scalar_or_array(sum_x / n),
-                var_y=scalar_or_array(np.where(many, (float_array(sum_yy) - sum_y * sum_y / n) / (n - 1), np.nan)),
-                var_x=scalar_or_array(np.where(many, (float_array(sum_xx) - sum_x * sum_x / n) / (n - 1), np.nan)),
-                cov=scalar_or_array(np.where(many, (float_array(sum_xy) - sum_y * sum_x / n) / (n - 1), np.nan)),
+                var_y=scalar_or_array(
+                    np.where(many, (float_array(sum_yy) - sum_y * sum_y / n) / (n - 1), np.nan)
+                ),
+                var_x=scalar_or_array(
+                    np.where(many, (float_array(sum_xx) - sum_x * sum_x / n) / (n - 1), np.nan)
+                ),
+                cov=scalar_or_array(
+                    np.where(many, (float_array(sum_xy) - sum_y * sum_x / n) / (n - 1), np.nan)
+                ),
             )
 
     def y_moments(self) -> Moments:
@@ -249,7 +259,10 @@ def proportion_difference(
     p_a(1 - p_a)/n_a + p_b(1 - p_b)/n_b (statsmodels ``confint_proportions_2indep(method=
     'wald')``), so that p < alpha exactly when the interval excludes 0."""
     return mean_difference(
-        proportion_moments(successes_a, n_a), proportion_moments(successes_b, n_b), alpha, normal=True
+        proportion_moments(successes_a, n_a),
+        proportion_moments(successes_b, n_b),
+        alpha,
+        normal=True,
     )
 
 
@@ -308,7 +321,11 @@ def ratio_moments(j: JointMoments) -> Moments:
     my, mx = float_array(j.mean_y), float_array(j.mean_x)
     with np.errstate(divide="ignore", invalid="ignore"):
         mx = np.where(mx != 0, mx, np.nan)
-        variance = float_array(j.var_y) / mx**2 - 2 * float_array(j.cov) * my / mx**3 + my**2 * float_array(j.var_x) / mx**4
+        variance = (
+            float_array(j.var_y) / mx**2
+            - 2 * float_array(j.cov) * my / mx**3
+            + my**2 * float_array(j.var_x) / mx**4
+        )
         return Moments(n=j.n, mean=scalar_or_array(my / mx), variance=scalar_or_array(variance))
 
 
@@ -431,7 +448,10 @@ def sample_size(
     effect = abs(effect) if alternative == "two-sided" else effect
 
     def gap(n: float) -> float:
-        return power(effect, sd, n, ratio=ratio, alpha=alpha, alternative=alternative, test=test) - target_power
+        return (
+            power(effect, sd, n, ratio=ratio, alpha=alpha, alternative=alternative, test=test)
+            - target_power
+        )
 
     return _solve(gap, 2.0 + 1e-9, 1e3)
 
@@ -452,7 +472,15 @@ def minimum_detectable_effect(
 
     def gap(effect: float) -> float:
         return (
-            power(sign * effect, sd, n_control, ratio=ratio, alpha=alpha, alternative=alternative, test=test)
+            power(
+                sign * effect,
+                sd,
+                n_control,
+                ratio=ratio,
+                alpha=alpha,
+                alternative=alternative,
+                test=test,
+            )
             - target_power
         )
 
