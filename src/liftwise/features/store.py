@@ -261,7 +261,7 @@ class FeatureRepo:
             # Feast's file store drops and merges duplicate rows: ask once per distinct key
             group = lookup.groupby([*keys, EVENT_TIMESTAMP], sort=False).ngroup().to_numpy()
             unique = lookup.drop_duplicates(ignore_index=True)
-            unique[ROW_COLUMN] = np.arange(len(unique), dtype=np.int64)
+            unique = unique.assign(**{ROW_COLUMN: np.arange(len(unique), dtype=np.int64)})
             refs = [f"{view_of[name]}:{name}" for name in names]
             with _quiet_feast():
                 joined = self.store.get_historical_features(
