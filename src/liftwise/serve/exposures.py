@@ -1,0 +1,311 @@
+"""The exposure log: every decision, once, keyed by the client's request id.
+
+The request id is the primary key, so a retried request finds its decision instead of
+making a new one, in any worker. SQLite (WAL) by default; PostgreSQL when the log URL is a
+``postgresql://`` DSN. Rows are written before the response leaves, so an acknowledged
+decision is on disk (SQLite: in the WAL, which survives a killed process; PostgreSQL:
+committed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import astuple, dataclass, fields
+from typing import Any, Protocol
+
+import pandas as pd
+
+from liftwise.errors import UserError
+from liftwise.serve.sqlite import SqliteDatabase
+
+IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class ExposureRecord:
+    """One logged decision; also what a retried request gets back."""
+
+    request_id: str
+    decision_id: str
+    campaign: str
+    unit_id: int
+    arm: str
+    effect_arm: str  # the arm the effect describes: the chosen one, else the most profitable
+    treated: bool
+    expected_profit: float
+    expected_cost: float
+    cost_units: int  # the budget reservation in ledger units (0 when untreated)
+    effect: float | None
+    effect_low: float | None
+    effect_high: float | None
+    reason: str | None
+    model_name: str
+    model_version: str
+    decided_at_us: int  # microseconds since the epoch, UTC
+    context: str | None  # the request's context as JSON
+
+
+COLUMNS = tuple(f.name for f in fields(ExposureRecord))
+_SQL_TYPES = {
+    "unit_id": "BIGINT NOT NULL",
+    "treated": "BOOLEAN NOT NULL",
+    "expected_profit": "DOUBLE PRECISION NOT NULL",
+    "expected_cost": "DOUBLE PRECISION NOT NULL",
+    "cost_units": "BIGINT NOT NULL",
+    "effect": "DOUBLE PRECISION",
+    "effect_low": "DOUBLE PRECISION",
+    "effect_high": "DOUBLE PRECISION",
+    "reason": "TEXT",
+    "decided_at_us": "BIGINT NOT NULL",
+    "context": "TEXT",
+}
+
+
+def _ddl(table: str) -> list[str]:
+    columns = ",\n  ".join(
+        f"{name} {_SQL_TYPES.get(name, 'TEXT NOT NULL')}"
+        + (" PRIMARY KEY" if name == "request_id" else "")
+        + (" UNIQUE" if name == "decision_id" else "")
+        for name in COLUMNS
+    )
+    index = table.replace(".", "_") + "_unit"  # an index lives in its table's schema
+    return [
+        f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns}\n)",
+        f"CREATE INDEX IF NOT EXISTS {index} ON {table} (unit_id, decided_at_us)",
+    ]
+
+
+def _record(row: Sequence[Any]) -> ExposureRecord:
+    values = list(row)
+    values[COLUMNS.index("treated")] = bool(values[COLUMNS.index("treated")])
+    return ExposureRecord(*values)
+
+
+def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ExposureLog(Protocol):
+    """Append-once storage of decisions, keyed by request id."""
+
+    def lookup(self, request_ids: Sequence[str]) -> dict[str, ExposureRecord]: ...
+
+    def append(self, records: Sequence[ExposureRecord]) -> set[str]:
+        """Write the records whose request id is new; return those request ids."""
+        ...
+
+    def logged_decisions(self, decision_ids: Sequence[str]) -> set[str]: ...
+
+    def treated_since(self, unit_ids: Sequence[int], since_us: int) -> pd.DataFrame: ...
+
+    def read_all(self) -> list[ExposureRecord]: ...
+
+    def ping(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _history_frame(rows: list[tuple[int, int]]) -> pd.DataFrame:
+    """(unit_id, occurred_at) as the contact-cap guardrail reads them."""
+    frame = pd.DataFrame(rows, columns=["unit_id", "occurred_at_us"])
+    occurred = pd.to_datetime(frame["occurred_at_us"].astype("int64"), unit="us")
+    return pd.DataFrame({"unit_id": frame["unit_id"].astype("int64"), "occurred_at": occurred})
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+class SqliteExposureLog:
+    """The log as a table in a SQLite file (the budget ledger may share the file)."""
+
+    def __init__(self, db: SqliteDatabase, table: str = "exposures") -> None:
+        if "." in table:
+            raise UserError("SQLite tables cannot be schema-qualified", option="exposure-table")
+        self.db = db
+        self.table = table
+        self._insert = (
+            f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        )
+        with db.transaction() as conn:
+            for statement in _ddl(table):
+                conn.execute(statement)
+
+    def lookup_in(self, conn: sqlite3.Connection, request_ids: Sequence[str]) -> dict[str, ExposureRecord]:  # fmt: skip
+        found: dict[str, ExposureRecord] = {}
+        for chunk in _chunks(list(dict.fromkeys(request_ids))):
+            rows = conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE request_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            for row in rows:
+                found[row[0]] = _record(row)
+        return found
+
+    def lookup(self, request_ids: Sequence[str]) -> dict[str, ExposureRecord]:
+        return self.lookup_in(self.db.connection(), request_ids)
+
+    def insert_in(self, conn: sqlite3.Connection, records: Sequence[ExposureRecord]) -> None:
+        """Insert inside the caller's write transaction (request ids known to be new)."""
+        conn.executemany(self._insert, [astuple(r) for r in records])
+
+    def append(self, records: Sequence[ExposureRecord]) -> set[str]:
+        if not records:
+            return set()
+        with self.db.transaction() as conn:
+            taken = self.lookup_in(conn, [r.request_id for r in records])
+            new = [r for r in records if r.request_id not in taken]
+            self.insert_in(conn, new)
+        return {r.request_id for r in new}
+
+    def logged_decisions(self, decision_ids: Sequence[str]) -> set[str]:
+        conn = self.db.connection()
+        found: set[str] = set()
+        for chunk in _chunks(list(decision_ids)):
+            rows = conn.execute(
+                f"SELECT decision_id FROM {self.table} WHERE decision_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    def treated_since(self, unit_ids: Sequence[int], since_us: int) -> pd.DataFrame:
+        conn = self.db.connection()
+        rows: list[tuple[int, int]] = []
+        for chunk in _chunks(list(dict.fromkeys(int(u) for u in unit_ids))):
+            rows += conn.execute(
+                f"SELECT unit_id, decided_at_us FROM {self.table} WHERE treated AND "
+                f"decided_at_us >= ? AND unit_id IN ({', '.join('?' * len(chunk))})",
+                (since_us, *chunk),
+            ).fetchall()
+        return _history_frame(rows)
+
+    def read_all(self) -> list[ExposureRecord]:
+        rows = self.db.connection().execute(
+            f"SELECT {', '.join(COLUMNS)} FROM {self.table} ORDER BY decided_at_us, request_id"
+        )
+        return [_record(r) for r in rows]
+
+    def ping(self) -> None:
+        self.db.connection().execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+_PG_ARRAY_TYPES = {
+    "unit_id": "bigint[]",
+    "treated": "boolean[]",
+    "cost_units": "bigint[]",
+    "decided_at_us": "bigint[]",
+    **{
+        name: "double precision[]"
+        for name in ("expected_profit", "expected_cost", "effect", "effect_low", "effect_high")
+    },
+}
+
+
+class PostgresExposureLog:
+    """The log in PostgreSQL; one connection per thread, a batch is one INSERT ... unnest."""
+
+    def __init__(self, dsn: str, table: str = "exposures") -> None:
+        import psycopg
+
+        self.psycopg = psycopg
+        self.dsn = dsn
+        self.table = table
+        self._local = threading.local()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        unnest = ", ".join(f"%s::{_PG_ARRAY_TYPES.get(c, 'text[]')}" for c in COLUMNS)
+        self._insert = (
+            f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT * FROM unnest({unnest}) "
+            "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+        )
+        try:
+            with self._connection() as conn, conn.transaction():
+                # one worker at a time creates the table (concurrent CREATE IF NOT EXISTS races)
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
+                for statement in _ddl(table):
+                    conn.execute(statement)
+        except psycopg.Error as err:
+            raise UserError(
+                f"cannot use the PostgreSQL exposure log: {str(err).strip()}",
+                option="exposure-log",
+            ) from None
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """This thread's connection; dropped on a connection error so the next call reconnects."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self.psycopg.connect(self.dsn, autocommit=True)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        try:
+            yield conn
+        except self.psycopg.OperationalError:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._local.conn = None
+            raise
+
+    def lookup(self, request_ids: Sequence[str]) -> dict[str, ExposureRecord]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE request_id = ANY(%s)",
+                (list(dict.fromkeys(request_ids)),),
+            ).fetchall()
+        return {row[0]: _record(row) for row in rows}
+
+    def append(self, records: Sequence[ExposureRecord]) -> set[str]:
+        if not records:
+            return set()
+        columns = list(zip(*(astuple(r) for r in records), strict=True))
+        with self._connection() as conn, conn.transaction():
+            rows = conn.execute(self._insert, [list(c) for c in columns]).fetchall()
+        return {r[0] for r in rows}
+
+    def logged_decisions(self, decision_ids: Sequence[str]) -> set[str]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT decision_id FROM {self.table} WHERE decision_id = ANY(%s)",
+                (list(decision_ids),),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def treated_since(self, unit_ids: Sequence[int], since_us: int) -> pd.DataFrame:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT unit_id, decided_at_us FROM {self.table} WHERE treated AND "
+                "decided_at_us >= %s AND unit_id = ANY(%s)",
+                (since_us, [int(u) for u in unit_ids]),
+            ).fetchall()
+        return _history_frame(rows)
+
+    def read_all(self) -> list[ExposureRecord]:
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM {self.table} ORDER BY decided_at_us, request_id"
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def ping(self) -> None:
+        with self._connection() as conn:
+            conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,145 @@
+"""The HTTP contract: typed request and response bodies (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+MAX_KEYS = 1000  # features or context entries per unit
+
+
+def _feature_value(value: Any) -> float | bool | str | None:
+    """A number, true/false, a string (for eligibility rules) or null (missing value)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError("number out of range") from None
+        if not math.isfinite(number):
+            raise ValueError("must be a finite number")
+        return number
+    raise ValueError("must be a number, true/false, a string or null")
+
+
+FeatureValue = Annotated[
+    float | bool | str | None,
+    PlainValidator(_feature_value),
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}, {"type": "null"}]}),
+]  # fmt: skip
+FeatureName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class DecisionRequest(BaseModel):
+    """One unit to decide for. ``request_id`` is the idempotency key: a retry with the same
+    id gets the same decision back and is logged once."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "c0a8-0001",
+                    "unit_id": 42,
+                    "features": {"tenure_months": 14, "age_band": 3},
+                    "context": {"channel": "app"},
+                }
+            ]
+        },
+    )
+
+    request_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[!-~]+$",
+        description="Idempotency key chosen by the client (printable ASCII, no spaces).",
+    )
+    unit_id: int = Field(ge=0, le=2**63 - 1, strict=True, description="The unit (customer) id.")
+    features: dict[FeatureName, FeatureValue] | None = Field(
+        None,
+        max_length=MAX_KEYS,
+        description="Inline features by name; they take precedence over the online store. "
+        "Every model feature must be given here or be in the store; null = missing value.",
+    )
+    context: dict[FeatureName, FeatureValue] | None = Field(
+        None,
+        max_length=MAX_KEYS,
+        description="Request context (channel, placement...): logged with the exposure and "
+        "readable by eligibility rules.",
+    )
+
+
+class BatchDecisionRequest(BaseModel):
+    """Many units in one call; each keeps its own idempotency key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[DecisionRequest] = Field(
+        min_length=1, description="Units to decide for (at most the server's max batch)."
+    )
+
+
+class ModelVersion(BaseModel):
+    name: str
+    version: str
+
+
+class Decision(BaseModel):
+    """The decision for one unit, as logged."""
+
+    request_id: str
+    decision_id: str = Field(description="Unique id of this decision (a UUIDv7).")
+    unit_id: int
+    arm: str = Field(description="The arm to give; the control arm means no treatment.")
+    treated: bool
+    expected_profit: float = Field(description="Expected incremental net profit (0 if untreated).")
+    expected_cost: float = Field(description="Expected cost, reserved from the budget.")
+    effect_arm: str = Field(description="The arm the effect describes (chosen, else best).")
+    effect: float | None = Field(description="Predicted effect on the outcome against control.")
+    effect_low: float | None = Field(
+        description="95% interval of the effect, if the model has one."
+    )
+    effect_high: float | None
+    reason: str | None = Field(
+        description="Why untreated: do_not_contact, cap, ineligible, interval_below_threshold, "
+        "negative_profit, capacity, budget or pacing; null when treated."
+    )
+    model: ModelVersion
+    decided_at: dt.datetime
+    replayed: bool = Field(description="True when this is a retry answered from the log.")
+
+
+class BatchDecisionResponse(BaseModel):
+    decisions: list[Decision]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Machine-readable code.")
+    message: str = Field(description="One line naming the field at fault.")
+    field: str | None = Field(description="JSON path of the field, e.g. decisions[3].unit_id.")
+    request_id: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model: ModelVersion | None
+    checks: dict[str, str]
+
+
+class BudgetStatus(BaseModel):
+    campaign: str
+    budget: float
+    spent: float
+    allowed_now: float = Field(description="Spend the pacing allows by now.")
+    remaining: float
+    units: dict[str, int] = Field(description="Treated units per arm.")
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
