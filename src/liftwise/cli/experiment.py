@@ -138,20 +138,9 @@ def _split(spec: str, separator: str, option: str, form: str) -> tuple[str, str]
 
 def build_config(config: Path | None, **flags: Any) -> Any:
     """The analysis config: the YAML file (if any), then the command-line flags on top."""
-    import yaml
+    from liftwise.experiment.config import parse_config, read_payload
 
-    from liftwise.experiment.config import parse_config
-
-    payload: dict[str, Any] = {}
-    if config is not None:
-        if not config.is_file():
-            raise UserError("no such file", file=config, option="--config")
-        try:
-            payload = yaml.safe_load(config.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise UserError(f"not valid YAML: {str(err).splitlines()[0]}", file=config) from None
-        if not isinstance(payload, dict):
-            raise UserError("expected a mapping of settings at the top level", file=config)
+    payload = {} if config is None else read_payload(config, option="--config")
     for key in ("control", "experiment", "alpha", "correction", "looks", "sequential_tuning"):
         if flags.get(key) is not None:
             payload[key] = flags[key]
@@ -316,6 +305,8 @@ def analyze_command(
 
 
 def _print_verdict(analysis: Any) -> None:
+    from liftwise.experiment.report import level
+
     verdict = analysis.verdict()
     units = analysis.units
     stdout.print(
@@ -332,7 +323,7 @@ def _print_verdict(analysis: Any) -> None:
         e = uplift.per_unit
         stdout.print(
             f"net profit {uplift.treatment} vs {uplift.baseline}: {e.estimate:,.4g} per unit "
-            f"(95% CI {e.ci_low:,.4g} to {e.ci_high:,.4g})"
+            f"({level(e.alpha)} CI {e.ci_low:,.4g} to {e.ci_high:,.4g})"
             + (" -> confident gain" if uplift.confident_gain else "")
         )
     for item in verdict["segment_regressions"]:

@@ -349,34 +349,54 @@ def metric_plans(config: AnalysisConfig) -> list[MetricPlan]:
     return plans
 
 
-def net_profit_column(units: UnitData, config: AnalysisConfig) -> np.ndarray:
-    """Revenue - cost column - arm prices (contact + per conversion) for every outcome row."""
+def _arm_prices(units: UnitData, config: AnalysisConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Contact and per-conversion price of every arm (in ``units.arms`` order)."""
     profit = config.profit
     assert profit is not None
-    net = units.columns[profit.revenue].copy()
-    if profit.cost:
-        net -= units.columns[profit.cost]
     unknown = sorted(set(profit.arm_costs) - set(units.arms))
     if unknown:
         raise UserError(
             f"prices for arms that are not in the experiment: {', '.join(unknown)}",
             option="profit.arm_costs",
         )
-    if profit.arm_costs:
+    prices = [profit.arm_costs.get(arm) for arm in units.arms]
+    contact = np.array([p.contact if p else 0.0 for p in prices])
+    per_conversion = np.array([p.per_conversion if p else 0.0 for p in prices])
+    return contact, per_conversion
+
+
+def net_profit_column(units: UnitData, config: AnalysisConfig) -> np.ndarray:
+    """Revenue - cost column - per-conversion price for every outcome row. The contact
+    price is charged on the cell sums instead (:func:`charge_contact`), because it is due
+    for every exposed unit, also one without an outcome row."""
+    profit = config.profit
+    assert profit is not None
+    net = units.columns[profit.revenue].copy()
+    if profit.cost:
+        net -= units.columns[profit.cost]
+    _, per_conversion = _arm_prices(units, config)
+    if profit.conversion and per_conversion.any():
         arm = np.where(units.row_code >= 0, units.row_code // units.looks, 0)
-        contact = np.array(
-            [profit.arm_costs[a].contact if a in profit.arm_costs else 0.0 for a in units.arms]
-        )
-        per_conversion = np.array(
-            [
-                profit.arm_costs[a].per_conversion if a in profit.arm_costs else 0.0
-                for a in units.arms
-            ]
-        )
-        net -= contact[arm]
-        if profit.conversion and per_conversion.any():
-            net -= per_conversion[arm] * units.columns[str(profit.conversion)]
+        net -= per_conversion[arm] * units.columns[str(profit.conversion)]
     return net
+
+
+def charge_contact(cells: CellSums, contact: np.ndarray) -> CellSums:
+    """Subtract each arm's contact price c from the net profit y of every unit in its
+    cells, exactly, on the sums: S_y - c n, S_yy - 2 c S_y + c^2 n, S_xy - c S_x."""
+    if not contact.any():
+        return cells
+    c = contact.reshape(-1, *([1] * (cells.n.ndim - 1)))
+    y = cells.sums[NET_PROFIT]
+    sums = {**cells.sums, NET_PROFIT: y - c * cells.n}
+    products = dict(cells.products)
+    for key, value in cells.products.items():
+        if key == (NET_PROFIT, NET_PROFIT):
+            products[key] = value - 2 * c * y + c * c * cells.n
+        elif NET_PROFIT in key:
+            other = key[0] if key[1] == NET_PROFIT else key[1]
+            products[key] = value - c * cells.sums[other]
+    return replace(cells, sums=sums, products=products)
 
 
 def _comparison_pairs(config: AnalysisConfig, arms: list[str]) -> list[tuple[str, str]]:
@@ -397,10 +417,14 @@ def _comparison_pairs(config: AnalysisConfig, arms: list[str]) -> list[tuple[str
 
 
 def _guardrail(plan: MetricPlan, result: MetricEstimate, alpha: float) -> NonInferiority | None:
+    """The non-inferiority test, None when the effect has no standard error (no data, no
+    variance, or a zero baseline mean for a relative margin): the verdict then fails."""
     spec = plan.guardrail
-    if spec is None or not np.isfinite(float(result.absolute.standard_error)):
+    if spec is None:
         return None
     estimate = result.relative if spec.relative else result.absolute
+    if not np.isfinite(float(estimate.standard_error)):
+        return None
     return non_inferiority(
         float(estimate.estimate),
         float(estimate.standard_error),
@@ -426,6 +450,9 @@ def analyze_units(units: UnitData, config: AnalysisConfig) -> ExperimentAnalysis
         columns[NET_PROFIT] = net_profit_column(units, config)
     pairs = [p for plan in plans for p in plan.pairs()]
     dimensions = aggregate(units, columns, pairs)
+    if config.profit is not None:
+        contact, _ = _arm_prices(units, config)
+        dimensions = [charge_contact(cells, contact) for cells in dimensions]
     main = dimensions[0]
     overall = main.overall()
     arms, alpha = units.arms, config.alpha

@@ -140,6 +140,14 @@ class AnalysisConfig(_Strict):
                 raise ValueError("expected arm ratios must be positive")
         if len(set(self.segments)) != len(self.segments):
             raise ValueError("segment columns repeat")
+        numeric = {c for m in self.metrics for c in m.columns()}
+        if self.profit is not None:
+            numeric |= set(self.profit.columns())
+        both = sorted(numeric & set(self.segments))
+        if both:
+            raise ValueError(f"column '{both[0]}' cannot be both a segment and a metric column")
+        if self.profit is not None and "net_profit" in numeric:
+            raise ValueError("the column name 'net_profit' is reserved for the computed profit")
         return self
 
     def outcome_columns(self) -> list[str]:
@@ -164,17 +172,23 @@ def parse_config(payload: dict[str, Any], *, source: str) -> AnalysisConfig:
         raise UserError(message, file=source, option=where) from None
 
 
-def load_config(path: str | Path, **overrides: Any) -> AnalysisConfig:
-    """Read a YAML config; non-None ``overrides`` replace its top-level keys."""
+def read_payload(path: str | Path, *, option: str | None = None) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file; a UserError naming the file otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise UserError("no such file", file=path)
+        raise UserError("no such file", file=path, option=option)
     try:
         payload = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise UserError(f"not valid YAML: {str(err).splitlines()[0]}", file=path) from None
     if not isinstance(payload, dict):
         raise UserError("expected a mapping of settings at the top level", file=path)
+    return payload
+
+
+def load_config(path: str | Path, **overrides: Any) -> AnalysisConfig:
+    """Read a YAML config; non-None ``overrides`` replace its top-level keys."""
+    payload = read_payload(path)
     payload.update({k: v for k, v in overrides.items() if v is not None})
     return parse_config(payload, source=str(path))
 

@@ -274,10 +274,13 @@ def _unit_codes(
 def _ordered_arms(
     observed: list[str], config: AnalysisConfig, source: str, arm_codes: np.ndarray
 ) -> list[str]:
-    """Report order of the arms (control first) after checking them against the config."""
+    """Report order of the arms (control first) after checking them against the config.
+    Labels without a row (a dictionary column's unused entries) are not arms."""
+    present = np.bincount(arm_codes, minlength=len(observed)) > 0
+    seen = [label for label, used in zip(observed, present, strict=True) if used]
     if config.arms is not None:
         for index, label in enumerate(observed):
-            if label not in config.arms and (arm_codes == index).any():
+            if present[index] and label not in config.arms:
                 row = _first(arm_codes == index)
                 known = ", ".join(config.arms)
                 raise UserError(
@@ -288,8 +291,8 @@ def _ordered_arms(
                 )
         names = list(config.arms)
     else:
-        names = sorted(observed)
-    if config.control not in observed:
+        names = sorted(seen)
+    if config.control not in seen:
         raise UserError(
             f"no exposures in the control arm '{config.control}'", file=source, column=ARM
         )

@@ -9,10 +9,7 @@ profit uplift above the current policy with 95% confidence", is ``ci_low > 0`` h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-
-import numpy as np
 
 from liftwise.experiment.stats import (
     Estimate,
@@ -21,23 +18,6 @@ from liftwise.experiment.stats import (
     cuped_difference,
     mean_difference,
 )
-
-
-def treatment_cost(
-    arm_codes: np.ndarray,
-    arms: list[str],
-    conversions: np.ndarray | None,
-    contact: Mapping[str, float],
-    per_conversion: Mapping[str, float],
-) -> np.ndarray:
-    """Per-unit cost from arm prices: contact[arm] + per_conversion[arm] * converted
-    (arms without a price cost nothing, like a no-contact control)."""
-    contact_of = np.array([contact.get(arm, 0.0) for arm in arms], dtype=np.float64)
-    conversion_of = np.array([per_conversion.get(arm, 0.0) for arm in arms], dtype=np.float64)
-    cost = contact_of[arm_codes]
-    if conversions is not None and conversion_of.any():
-        cost = cost + conversion_of[arm_codes] * np.asarray(conversions, dtype=np.float64)
-    return cost
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The experiment report: one self-contained HTML page with plots, and the JSON summary.
 
-Plots (matplotlib, inline PNG): relative effects with 95% intervals per metric, the
+Plots (matplotlib, inline PNG): relative effects with (1 - alpha) intervals per metric, the
 net-profit uplift, effects per segment level, the confidence sequence over time next to
 the fixed-horizon interval, and the SRM check. Both files are written atomically.
 """
@@ -26,6 +26,11 @@ from liftwise.io import atomic_path, write_json
 GOOD, BAD, NEUTRAL, BAND = "#1b7f3b", "#b3261e", "#555555", "#9ecae1"
 
 
+def level(alpha: float) -> str:
+    """The confidence level of ``alpha`` as text: 0.05 -> "95%"."""
+    return f"{100 * (1 - alpha):g}%"
+
+
 def _headline(analysis: ExperimentAnalysis) -> str:
     """The metric the segment and over-time plots follow: net profit, else the first metric."""
     if analysis.profit:
@@ -42,8 +47,9 @@ def _colour(low: float, high: float, higher_is_better: bool = True) -> str:
 
 
 def plot_metric_effects(analysis: ExperimentAnalysis) -> bytes:
-    """Relative lift of every metric and arm vs its baseline, with 95% intervals."""
+    """Relative lift of every metric and arm vs its baseline, with (1 - alpha) intervals."""
     rows = [c for c in analysis.comparisons if np.isfinite(float(c.relative.estimate))]
+    confidence = level(analysis.config.alpha)
     better = {m.name: m.higher_is_better for m in analysis.config.metrics}
     figure = Figure(figsize=(8, 0.45 * max(len(rows), 2) + 1.2))
     axis = figure.subplots()
@@ -60,7 +66,7 @@ def plot_metric_effects(analysis: ExperimentAnalysis) -> bytes:
             axis.plot([edge, edge], [y - 0.35, y + 0.35], color=BAD, linestyle=":")
     axis.set_yticks(range(len(rows)), [f"{c.metric}: {c.treatment} vs {c.baseline}" for c in rows])
     axis.axvline(0, color="black", linewidth=0.7)
-    axis.set_xlabel("relative effect, % of the baseline mean (95% CI)")
+    axis.set_xlabel(f"relative effect, % of the baseline mean ({confidence} CI)")
     axis.set_title("Effects per metric (green: better, red: worse, grey: not significant)")
     axis.invert_yaxis()
     return png_bytes(figure)
@@ -90,7 +96,8 @@ def plot_profit(analysis: ExperimentAnalysis) -> bytes:
     axis.axvline(0, color="black", linewidth=0.7)
     currency = analysis.config.profit.currency if analysis.config.profit else ""
     axis.set_xlabel(
-        f"net profit uplift per unit {currency} (thick: 95% CI, thin: always-valid)".strip()
+        f"net profit uplift per unit {currency} "
+        f"(thick: {level(analysis.config.alpha)} CI, thin: always-valid)"
     )
     axis.set_title("Net profit uplift = revenue - treatment costs, vs baseline")
     axis.invert_yaxis()
@@ -126,7 +133,7 @@ def plot_segments(breakdowns: list[SegmentBreakdown]) -> bytes:
             f"{item.metric}: {item.treatment} vs {item.baseline}\nCochran's Q p = {p_q:.3g}",
             fontsize=9,
         )
-        axis.set_xlabel("effect (95% CI); dashed: pooled")
+        axis.set_xlabel(f"effect ({level(effect.alpha)} CI); dashed: pooled")
     figure.suptitle(f"By {breakdowns[0].effects.dimension}", fontsize=10)
     return png_bytes(figure)
 
@@ -140,10 +147,20 @@ def plot_sequential(analysis: ExperimentAnalysis, metric: str) -> bytes:
         x = np.arange(len(path.times))
         seq, fixed = path.sequential, path.fixed
         axis.fill_between(
-            x, seq.ci_low, seq.ci_high, color=BAND, alpha=0.6, label="always-valid 95%"
+            x,
+            seq.ci_low,
+            seq.ci_high,
+            color=BAND,
+            alpha=0.6,
+            label=f"always-valid {level(seq.alpha)}",
         )
         axis.plot(
-            x, fixed.ci_low, color=NEUTRAL, linewidth=0.8, linestyle="--", label="fixed-horizon 95%"
+            x,
+            fixed.ci_low,
+            color=NEUTRAL,
+            linewidth=0.8,
+            linestyle="--",
+            label=f"fixed-horizon {level(fixed.alpha)}",
         )
         axis.plot(x, fixed.ci_high, color=NEUTRAL, linewidth=0.8, linestyle="--")
         axis.plot(x, seq.estimate, color="black", linewidth=1.2, label="estimate")
@@ -241,6 +258,7 @@ def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title:
     """A self-contained HTML page: verdict, tables, then the plots."""
     summary = summary_dict(analysis)
     verdict = summary["verdict"]
+    confidence = level(analysis.config.alpha)
     lines = [
         f"Sample ratio: {'not checked (no expected ratios)' if verdict['srm_ok'] is None else 'ok' if verdict['srm_ok'] else 'MISMATCH: do not trust the effects'}",
         f"Guardrails: {'none' if verdict['guardrails_passed'] is None else 'all passed' if verdict['guardrails_passed'] else 'FAILED'}",
@@ -248,7 +266,7 @@ def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title:
     ]
     for key, item in verdict["profit"].items():
         lines.append(
-            f"Net profit, {key}: {'SUCCESS (gain above zero with 95% confidence)' if item['success'] else 'not shown' if not item['confident_gain'] else 'gain shown, but a check failed'}"
+            f"Net profit, {key}: {'SUCCESS (gain above zero with ' + confidence + ' confidence)' if item['success'] else 'not shown' if not item['confident_gain'] else 'gain shown, but a check failed'}"
         )
     metric_rows = [
         [
@@ -334,11 +352,11 @@ def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title:
                 "baseline mean",
                 "treatment mean",
                 "effect",
-                "95% CI",
-                "relative 95% CI",
+                f"{confidence} CI",
+                f"relative {confidence} CI",
                 "p",
                 f"p ({summary['correction']})",
-                "always-valid 95% CI",
+                f"always-valid {confidence} CI",
             ],
             metric_rows,
         ),
@@ -360,10 +378,10 @@ def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title:
                     "baseline per unit",
                     "treatment per unit",
                     "uplift per unit",
-                    "95% CI",
+                    f"{confidence} CI",
                     "treatment units",
                     "total uplift",
-                    "95% CI",
+                    f"{confidence} CI",
                     "confident gain",
                 ],
                 profit_rows,

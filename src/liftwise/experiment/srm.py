@@ -50,7 +50,7 @@ def srm_check(
     """
     unknown = sorted(set(counts) - set(ratios))
     if unknown:
-        raise ValueError(f"arms without an expected ratio: {', '.join(unknown)}")
+        raise ValueError(f"arms without an expected ratio: {', '.join(map(str, unknown))}")
     if any(r <= 0 for r in ratios.values()):
         raise ValueError("every expected ratio must be positive")
     arms = list(ratios)

@@ -423,7 +423,10 @@ def power(
 
 
 def _solve(function: Any, low: float, high: float) -> float:
-    """Root of an increasing ``function`` on [low, high], expanding ``high`` as needed."""
+    """Root of an increasing ``function`` on [low, high], expanding ``high`` as needed;
+    ``low`` itself when the function is already >= 0 there (the target is met at once)."""
+    if function(low) >= 0:
+        return float(low)
     while function(high) < 0:
         low, high = high, high * 4
         if high > 1e15:
@@ -453,7 +456,7 @@ def sample_size(
             - target_power
         )
 
-    return _solve(gap, 2.0 + 1e-9, 1e3)
+    return _solve(gap, 2.0, 1e3)
 
 
 def minimum_detectable_effect(
