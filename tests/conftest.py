@@ -15,6 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Every test gets its own LIFTWISE_DATA_DIR, so none writes into the checkout's data/
+    (MLflow's database there would be shared by concurrent runs)."""
+    monkeypatch.setenv("LIFTWISE_DATA_DIR", str(tmp_path_factory.mktemp("liftwise_data")))
+
+
 @pytest.fixture(scope="session")
 def fintech_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """A 30K-customer, 60-day fintech world (v2 seasonality)."""

@@ -208,9 +208,8 @@ def _training_frame(config: PipelineConfig, world):
 
 def train(config: PipelineConfig, say: Say = _quiet) -> dict[str, Any]:
     """Race the learners on the store's point-in-time training frame; log the run to MLflow."""
-    from liftwise.io import sha256_file
     from liftwise.pipeline.quickstart import race
-    from liftwise.registry import log_race
+    from liftwise.registry import describe_dataset, log_race, world_segments
 
     world = _world(config)
     say("building the point-in-time training frame from the feature store")
@@ -226,23 +225,15 @@ def train(config: PipelineConfig, say: Say = _quiet) -> dict[str, Any]:
         title=f"liftwise {config.world} {config.run_date}: model race",
     )
     say("logging the race to MLflow")
-    segments = _segments(world, frame)
     run_id = log_race(
         result,
         bundle,
         frame,
         settings=config.settings,
         experiment=config.experiment,
-        dataset={
-            "world": world.name,
-            "path": str(world.path),
-            "manifest_sha256": sha256_file(world.path / "manifest.json"),
-            "rows": len(frame.data),
-            "seed": config.world_seed,
-            "run_date": config.run_date.isoformat(),
-        },
+        dataset={**describe_dataset(world.path, frame), "run_date": config.run_date.isoformat()},
         feature_versions=repo.versions(),
-        segments=segments,
+        segments=world_segments(world, frame),
         params={"run_date": config.run_date.isoformat(), "pipeline_seed": config.seed},
     )
     row = result.table[result.table["name"] == result.winner].iloc[0]
@@ -254,16 +245,6 @@ def train(config: PipelineConfig, say: Say = _quiet) -> dict[str, Any]:
     }
     _remember(config, **summary)
     return summary
-
-
-def _segments(world, frame) -> pd.Series:
-    """The unit's customer segment (fintech) or plan (learning), aligned with the frame rows."""
-    table, key, column = {
-        "fintech": ("customers", "customer_id", "segment"),
-        "learning": ("learners", "learner_id", "plan"),
-    }[world.name]
-    labels = world.read(table, columns=[key, column]).set_index(key)[column]
-    return pd.Series(labels.reindex(frame.data["unit_id"]).to_numpy(), name=column)
 
 
 def evaluate(config: PipelineConfig, say: Say = _quiet) -> dict[str, Any]:
@@ -315,15 +296,12 @@ def evaluate(config: PipelineConfig, say: Say = _quiet) -> dict[str, Any]:
 
 def _log_to_run(settings: Settings, run_id: str, metrics: dict[str, float], artefact: Path) -> None:
     """Add the ground-truth evaluation to the race's MLflow run (which has ended)."""
-    import os
+    from liftwise.registry.store import client
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=settings.tracking, registry_uri=settings.registry)
+    mlflow_client = client(settings)
     for key, value in metrics.items():
-        client.log_metric(run_id, key, value)
-    client.log_artifact(run_id, str(artefact), artifact_path="evaluation")
+        mlflow_client.log_metric(run_id, key, value)
+    mlflow_client.log_artifact(run_id, str(artefact), artifact_path="evaluation")
 
 
 def register(config: PipelineConfig, say: Say = _quiet) -> dict[str, Any]:
