@@ -171,22 +171,15 @@ def world_experiment(
                 "spend_vnd": observed["spend_vnd"].to_numpy(np.float64),
             }
         )
-        offers = {arm: pd.Series(arm, index=units) for arm in arms}
+        offers = design_offers(world, design, units=units, ground_truth=ground_truth)
         pairs = [(arm, control) for arm in arms if arm != control]
         name = f"{world.name}-campaign"
     elif design == "policy":
         name = f"{world.name}-policy"
-        chosen = _policy_offers(world, policy, ground_truth, prices, units)
-        current = (
-            world.read("current_policy").set_index("unit_id")["arm"].reindex(units).fillna(control)
-        )
+        offers = design_offers(world, design, policy=policy, units=units, ground_truth=ground_truth)
+        chosen, current = offers["policy"], offers["current_policy"]
         table = assign_units(units, Design(name=name, arms=POLICY_ARMS, salt=f"{name}-{seed}"))
         assigned = pd.Series(table["arm"].to_numpy(), index=units, dtype=object)
-        offers = {
-            "policy": chosen,
-            "current_policy": current,
-            "control": pd.Series(control, index=units),
-        }
         offered = pd.Series(
             np.select(
                 [assigned == "policy", assigned == "current_policy"],
@@ -231,6 +224,33 @@ def world_experiment(
     }
     truth["effects"] = _effects(truth["means"], pairs)
     return WorldExperiment(exposures=exposures, outcomes=outcomes, config=config, truth=truth)
+
+
+def design_offers(
+    world: World,
+    design: WorldDesign,
+    *,
+    policy: pd.DataFrame | None = None,
+    units: np.ndarray | None = None,
+    ground_truth: pd.DataFrame | None = None,
+) -> dict[str, pd.Series]:
+    """The offer (a world arm) every unit gets in each arm of ``design``, indexed by unit
+    id: with the world's ground truth, every unit's potential outcomes under the design."""
+    ground_truth = world.read("ground_truth") if ground_truth is None else ground_truth
+    control = str(world.manifest["campaign"]["control"])
+    if units is None:
+        units = np.sort(ground_truth["unit_id"].unique())
+    if design == "campaign":
+        return {
+            str(a["name"]): pd.Series(str(a["name"]), index=units)
+            for a in world.manifest["campaign"]["arms"]
+        }
+    current = world.read("current_policy").set_index("unit_id")["arm"].reindex(units)
+    return {
+        "policy": _policy_offers(world, policy, ground_truth, _prices(world), units),
+        "current_policy": current.fillna(control).astype(str),
+        "control": pd.Series(control, index=units),
+    }
 
 
 def _policy_offers(
