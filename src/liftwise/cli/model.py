@@ -133,8 +133,14 @@ def list_command(name: Name, data_dir: DataDir = None, tracking_uri: TrackingUri
     """Every version: aliases, creation time, winner, Profit@K, approval, run."""
     infos = open_registry(data_dir, tracking_uri).describe_versions(name)
     table = Table(title=f"{name}: {len(infos)} version(s)")
+    # the 32-character run id folds first, so a narrow terminal still shows every alias whole
     for column in ("version", "aliases", "created (UTC)", "learner", "Profit@K", "approved by"):
-        table.add_column(column, justify="right" if column in ("version", "Profit@K") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("version", "Profit@K") else "left",
+            min_width=len("challenger") if column == "aliases" else None,
+            overflow="fold",
+        )
     table.add_column("run", overflow="fold")
     for info in infos:
         table.add_row(
