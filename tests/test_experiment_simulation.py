@@ -106,7 +106,8 @@ def test_potential_outcomes_reproduce_the_worlds_truth(population):
 
 
 def arm_sums(values: dict[str, np.ndarray], member: np.ndarray) -> dict[str, np.ndarray]:
-    """Per replicate (rows) sums of every column and product over the member units."""
+    """Per replicate (rows of ``member``) sums of every column and square over the member
+    units; a 1-d column is the same population in every replicate."""
     weights = member.astype(np.float64)
     out = {"n": weights.sum(axis=1)}
     for name, v in values.items():
@@ -115,56 +116,67 @@ def arm_sums(values: dict[str, np.ndarray], member: np.ndarray) -> dict[str, np.
     return out
 
 
-def joint(s: dict[str, np.ndarray], y: str, x: str, cross: np.ndarray) -> JointMoments:
-    return JointMoments.from_sums(s["n"], s[y], s[x], s[y + "^2"], s[x + "^2"], cross)
+# metric -> (outcome, covariate): CUPED pairs, and the ratio's numerator and denominator
+PAIRS = {
+    "margin": ("margin", "pre_spend"),
+    "net": ("net", "pre_spend"),
+    "converted": ("converted", "pre_txn"),
+    "ratio": ("margin", "converted"),
+}
+Arms = dict[str, tuple[JointMoments, JointMoments]]
+
+
+def split_moments(values: dict[str, np.ndarray], in_b: np.ndarray) -> Arms:
+    """Joint moments of arm a (``~in_b``) and arm b per metric of :data:`PAIRS`, per
+    replicate (rows of ``values`` and ``in_b``)."""
+    out = {}
+    for key, (y, x) in PAIRS.items():
+        arms = []
+        for member in (~in_b, in_b):
+            s = arm_sums({y: values[y], x: values[x]}, member)
+            cross = (values[y] * values[x] * member).sum(axis=1)
+            arms.append(JointMoments.from_sums(s["n"], s[y], s[x], s[y + "^2"], s[x + "^2"], cross))
+        out[key] = (arms[0], arms[1])
+    return out
+
+
+def concatenate(parts: list[Arms]) -> Arms:
+    fields = list(JointMoments.__dataclass_fields__)
+    return {
+        key: tuple(
+            JointMoments(
+                *(np.concatenate([getattr(p[key][arm], f) for p in parts]) for f in fields)
+            )
+            for arm in (0, 1)
+        )
+        for key in PAIRS
+    }
 
 
 def replicate(
-    a: dict[str, np.ndarray],
-    b: dict[str, np.ndarray],
+    population: Population,
+    design: str,
+    arms: tuple[str, str],
     *,
     units: int,
-    reps: int,
     seed: int,
-    chunk: int = 250,
-) -> dict[str, tuple[JointMoments, JointMoments]]:
-    """``reps`` experiments of ``units`` units drawn with replacement, each assigned to a or
-    b with probability 1/2; joint moments per arm for (margin, pre_spend), (net,
-    pre_spend), (converted, pre_txn) and (margin, converted) for the ratio metric."""
+    reps: int = 1_000,
+) -> Arms:
+    """``reps`` experiments of ``units`` units drawn with replacement from the world, each
+    assigned to ``arms[0]`` or ``arms[1]`` with probability 1/2."""
+    a, b = population.arm(design, arms[0]), population.arm(design, arms[1])
     rng = np.random.default_rng(seed)
-    pairs = {
-        "margin": ("margin", "pre_spend"),
-        "net": ("net", "pre_spend"),
-        "converted": ("converted", "pre_txn"),
-        "ratio": ("margin", "converted"),
-    }
-    parts: dict[str, list] = {k: [] for k in pairs}
-    population = a["margin"].size
-    for start in range(0, reps, chunk):
-        m = min(chunk, reps - start)
-        index = rng.integers(0, population, (m, units))
+    parts = []
+    for start in range(0, reps, 250):
+        m = min(250, reps - start)
+        index = rng.integers(0, a["margin"].size, (m, units))
         in_b = rng.random((m, units)) < 0.5
-        values = {k: np.where(in_b, b[k][index], a[k][index]) for k in a}
-        for member, arm in ((~in_b, 0), (in_b, 1)):
-            s = arm_sums(values, member)
-            for key, (y, x) in pairs.items():
-                cross = (values[y] * values[x] * member).sum(axis=1)
-                parts[key].append((arm, joint(s, y, x, cross)))
-    out = {}
-    for key, items in parts.items():
-        arms = []
-        for arm in (0, 1):
-            chunks = [j for which, j in items if which == arm]
-            arms.append(
-                JointMoments(
-                    *(
-                        np.concatenate([getattr(j, f) for j in chunks])
-                        for f in JointMoments.__dataclass_fields__
-                    )
-                )
-            )
-        out[key] = (arms[0], arms[1])
-    return out
+        parts.append(split_moments({k: np.where(in_b, b[k][index], a[k][index]) for k in a}, in_b))
+    return concatenate(parts)
+
+
+def covered(estimate, truth: float) -> np.ndarray:
+    return (estimate.ci_low <= truth) & (truth <= estimate.ci_high)
 
 
 def estimates(moments: dict[str, tuple[JointMoments, JointMoments]]) -> dict[str, object]:
@@ -206,18 +218,7 @@ def test_aa_false_positive_rate_over_1000_hashed_splits(population):
         draw = buckets(f"aa-{i}", chosen)
         in_b[i] = arm_indices(draw, [0.5, 0.5], 1.0) == 1
     assert abs(in_b.mean() - 0.5) < 0.005
-    moments = {}
-    for key, (y, x) in {
-        "margin": ("margin", "pre_spend"),
-        "net": ("net", "pre_spend"),
-        "converted": ("converted", "pre_txn"),
-        "ratio": ("margin", "converted"),
-    }.items():
-        pair = []
-        for member in (~in_b, in_b):
-            s = arm_sums({y: control[y], x: control[x]}, member)
-            pair.append(joint(s, y, x, (control[y] * control[x] * member).sum(axis=1)))
-        moments[key] = tuple(pair)
+    moments = split_moments(control, in_b)  # one population, broadcast over the splits
     results = estimates(moments)
     rates = {name: float(np.mean(e.p_value < ALPHA)) for name, e in results.items()}
     for name, rate in rates.items():
@@ -235,13 +236,7 @@ def test_aa_false_positive_rate_over_1000_hashed_splits(population):
 @pytest.fixture(scope="module")
 def campaign_replicates(population):
     """1,000 experiments of 6,000 customers: cashback_10 vs control."""
-    moments = replicate(
-        population.arm("campaign", "control"),
-        population.arm("campaign", "cashback_10"),
-        units=6_000,
-        reps=1_000,
-        seed=11,
-    )
+    moments = replicate(population, "campaign", ("control", "cashback_10"), units=6_000, seed=11)
     return moments, estimates(moments)
 
 
@@ -265,9 +260,9 @@ def test_intervals_cover_the_true_effect_95_percent_of_the_time(population, camp
     }
     coverage = {}
     for name, e in results.items():
-        covered = (e.ci_low <= truth[name]) & (truth[name] <= e.ci_high)
-        coverage[name] = float(covered.mean())
-        assert within_binomial_tolerance(int(covered.sum()), covered.size, 0.95), (name, coverage)
+        hits = covered(e, truth[name])
+        coverage[name] = float(hits.mean())
+        assert within_binomial_tolerance(int(hits.sum()), hits.size, 0.95), (name, coverage)
         # unbiased: the mean estimate is within 4 standard errors of the truth
         spread = np.std(e.estimate) / np.sqrt(e.estimate.size)
         assert abs(np.mean(e.estimate) - truth[name]) < 4 * spread, name
@@ -275,23 +270,13 @@ def test_intervals_cover_the_true_effect_95_percent_of_the_time(population, camp
     narrow = mean_difference(
         moments["margin"][0].y_moments(), moments["margin"][1].y_moments(), alpha=0.1
     )
-    hits = int(
-        (
-            (narrow.ci_low <= truth["margin (Welch)"]) & (truth["margin (Welch)"] <= narrow.ci_high)
-        ).sum()
-    )
+    hits = int(covered(narrow, truth["margin (Welch)"]).sum())
     assert not within_binomial_tolerance(hits, 1_000, 0.95)
 
 
 def test_policy_vs_current_policy_intervals_cover_the_truth(population):
     """The plan's design: net profit uplift of the policy over the current policy."""
-    moments = replicate(
-        population.arm("policy", "current_policy"),
-        population.arm("policy", "policy"),
-        units=4_000,
-        reps=1_000,
-        seed=12,
-    )
+    moments = replicate(population, "policy", ("current_policy", "policy"), units=4_000, seed=12)
     truth = population.truth["policy"]["effects"]["policy vs current_policy"]
     for name, target in (
         ("net profit (Welch)", truth["net_profit_realised"]),
@@ -299,11 +284,8 @@ def test_policy_vs_current_policy_intervals_cover_the_truth(population):
         ("converted (z)", truth["converted_realised"]),
     ):
         e = estimates(moments)[name]
-        covered = (e.ci_low <= target) & (target <= e.ci_high)
-        assert within_binomial_tolerance(int(covered.sum()), covered.size, 0.95), (
-            name,
-            covered.mean(),
-        )
+        hits = covered(e, target)
+        assert within_binomial_tolerance(int(hits.sum()), hits.size, 0.95), (name, hits.mean())
 
 
 @pytest.mark.parametrize(("key", "covariate"), [("margin", "pre_spend"), ("converted", "pre_txn")])
