@@ -61,7 +61,9 @@ def unit_keys(unit_ids: Iterable[object] | np.ndarray, *, source: str = "unit id
         bad = ~np.isfinite(values) | (values != np.floor(values))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise UserError(f"unit id {values[row]!r} is not an integer", file=source, row=row)
+            raise UserError(
+                f"unit id {values[row].item()!r} is not an integer", file=source, row=row
+            )
         return [str(int(v)) for v in values.tolist()]
     keys: list[str] = []
     for row, value in enumerate(values.tolist()):

@@ -66,9 +66,11 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
 
 
 def read_sqlite(url: str) -> pa.Table:
-    """``sqlite:///path/to.db[?table=name]`` (default table ``exposures``) as Arrow."""
+    """``sqlite:///PATH[?table=name]`` (default table ``exposures``) as Arrow. PATH is what
+    follows the three slashes, as in the rest of liftwise (and SQLAlchemy): relative in
+    ``sqlite:///exposures.db``, absolute in ``sqlite:////data/exposures.db``."""
     parsed = urlparse(url)
-    path = Path(parsed.path)
+    path = Path(url.split("?", 1)[0].removeprefix("sqlite:///"))
     table = parse_qs(parsed.query).get("table", ["exposures"])[0]
     if not table.replace("_", "").isalnum():
         raise UserError(f"not a table name: {table!r}", file=url)
@@ -177,7 +179,10 @@ def unit_id_values(column: pa.ChunkedArray, source: str, name: str = UNIT_ID) ->
         if bad.any():
             row = _first(bad)
             raise UserError(
-                f"unit id {values[row]!r} is not an integer", file=source, column=name, row=row
+                f"unit id {values[row].item()!r} is not an integer",
+                file=source,
+                column=name,
+                row=row,
             )
         return values.astype(np.int64)
     return np.asarray(column.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
@@ -246,7 +251,7 @@ def numeric_column(table: pa.Table, name: str, source: str, *, binary: bool = Fa
         if off.any():
             row = _first(off)
             raise UserError(
-                f"a binary metric must be 0 or 1, found {values[row]!r}",
+                f"a binary metric must be 0 or 1, found {values[row].item()!r}",
                 file=source,
                 column=name,
                 row=row,
