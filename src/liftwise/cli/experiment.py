@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from liftwise.cli.app import app, progress_bar, stdout
+from liftwise.cli.app import app, console, progress_bar, stdout
 from liftwise.errors import UserError
 
 experiment_app = typer.Typer(
@@ -99,13 +99,7 @@ def assign_command(
         first = err.errors()[0]
         option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else None
         raise UserError(first["msg"].removeprefix("Value error, "), option=option) from None
-    table = read_table(units_file, [id_column])
-    if id_column not in table.column_names:
-        raise UserError(
-            f"missing column (found: {', '.join(table.column_names)})",
-            file=units_file,
-            column=id_column,
-        )
+    table = read_table(units_file, [id_column], require=True)
     values = unit_id_values(table.column(id_column), str(units_file), id_column)
     with progress_bar("assigning", total=len(values)) as advance:
         assignment = assign_units(values, design, source=str(units_file), progress=advance)
@@ -281,25 +275,13 @@ def analyze_command(
         looks=looks,
         sequential_tuning=sequential_tuning,
     )
-    from liftwise.experiment.analyze import analyze_tables
-    from liftwise.experiment.data import read_exposures, read_table
+    from liftwise.experiment.analyze import analyze_files
     from liftwise.experiment.report import write_report
 
-    with progress_bar("analysing", total=4) as advance:
-        exposure_table = read_exposures(exposures)
-        advance(1)
-        outcome_table = read_table(outcomes, ["unit_id", *settings.outcome_columns()])
-        advance(1)
-        analysis = analyze_tables(
-            exposure_table,
-            outcome_table,
-            settings,
-            exposures_source=exposures,
-            outcomes_source=str(outcomes),
-        )
-        advance(1)
+    # a transient spinner, not a bar: a user error mid-way leaves only its one line
+    with console.status("analysing"):
+        analysis = analyze_files(exposures, outcomes, settings)
         paths = write_report(analysis, out, title=title)
-        advance(1)
     _print_verdict(analysis)
     stdout.print(f"wrote {paths['report']} and {paths['summary']}")
 
@@ -363,7 +345,7 @@ def from_world_command(
 
     decisions = None
     if policy is not None:
-        decisions = read_table(policy, ["unit_id", "arm"]).to_pandas()
+        decisions = read_table(policy, ["unit_id", "arm"], require=True).to_pandas()
     world = load_world(world_dir)
     paths = write_world_experiment(
         world,

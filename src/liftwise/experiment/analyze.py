@@ -615,7 +615,7 @@ def analyze_files(
 ) -> ExperimentAnalysis:
     """Read the exposures (file or registered URL) and the outcome file, then analyse."""
     exposure_table = read_exposures(exposures)
-    outcome_table = read_table(outcomes, ["unit_id", *config.outcome_columns()])
+    outcome_table = read_table(outcomes, ["unit_id", *config.outcome_columns()], require=True)
     return analyze_tables(
         exposure_table,
         outcome_table,

@@ -40,28 +40,33 @@ _CSV, _PARQUET = (".csv", ".csv.gz"), (".parquet", ".pq")
 TableReader = Callable[[str], pa.Table]
 
 
-def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """A Parquet or CSV file as an Arrow table (only ``columns`` that exist, if given);
-    any failure is a one-line UserError naming the file."""
+def read_table(
+    path: str | Path, columns: list[str] | None = None, *, require: bool = False
+) -> pa.Table:
+    """A Parquet or CSV file as an Arrow table: only ``columns`` that exist, if given (all
+    of them with ``require``); any failure is a one-line UserError naming the file."""
     path = Path(path)
     name = path.name.lower()
     if not name.endswith(_CSV + _PARQUET):
         raise UserError(f"unsupported file type (use {', '.join(_CSV + _PARQUET)})", file=path)
     if not path.is_file():
         raise UserError("no such file" if not path.exists() else "not a file", file=path)
+    parquet = name.endswith(_PARQUET)
     try:
-        if name.endswith(_PARQUET):
-            present = pq.read_schema(path).names
-            wanted = None if columns is None else [c for c in columns if c in present]
+        present = pq.read_schema(path).names if parquet else pacsv.open_csv(path).schema.names
+        wanted = None if columns is None else [c for c in dict.fromkeys(columns) if c in present]
+        if parquet:
             table = pq.read_table(path, columns=wanted)
         else:
-            table = pacsv.read_csv(path)
-            if columns is not None:
-                table = table.select([c for c in columns if c in table.column_names])
+            table = pacsv.read_csv(
+                path, convert_options=pacsv.ConvertOptions(include_columns=wanted)
+            )
     except (pa.ArrowException, OSError, ValueError) as err:
-        kind = "Parquet" if name.endswith(_PARQUET) else "CSV"
+        kind = "Parquet" if parquet else "CSV"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot read as {kind}: {first}", file=path) from None
+    if require and columns is not None:
+        _require(table, columns, str(path), found=present)
     return table
 
 
@@ -155,11 +160,15 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _require(table: pa.Table, columns: list[str], source: str) -> None:
+def _require(
+    table: pa.Table, columns: list[str], source: str, *, found: list[str] | None = None
+) -> None:
+    """Every one of ``columns`` is in the table, or a UserError names the first missing one
+    and the columns ``found`` (default: the table's)."""
     for name in columns:
         if name not in table.column_names:
-            found = ", ".join(table.column_names)
-            raise UserError(f"missing column (found: {found})", file=source, column=name)
+            listed = ", ".join(table.column_names if found is None else found)
+            raise UserError(f"missing column (found: {listed})", file=source, column=name)
 
 
 def _no_nulls(column: pa.ChunkedArray, source: str, name: str) -> None:
