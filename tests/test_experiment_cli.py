@@ -15,6 +15,14 @@ from liftwise.experiment.assign import Design, assign_units
 from test_experiment_analyze import frames
 
 
+def user_error(argv: list[str], capsys) -> str:
+    """Run ``argv``, expect exit 2 and exactly one line on stderr; return that line."""
+    assert run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
 @pytest.mark.parametrize("command", ["assign", "analyze", "from-world", "power"])
 def test_every_experiment_command_has_help(command, capsys):
     assert run(["experiment", command, "--help"]) == 0
@@ -202,10 +210,7 @@ def test_analyze_user_errors_are_one_line_with_exit_2(tmp_path, capsys, extra, m
     replace = {"BAD": "bad.yaml", "LIST": "list.yaml", "MISSING": "missing.yaml"}
     extra = [str(tmp_path / replace[a]) if a in replace else a for a in extra]
     argv = ["experiment", "analyze", *files, "--out", str(tmp_path / "report"), *extra]
-    assert run(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert message in err
+    assert message in user_error(argv, capsys)
     assert not (tmp_path / "report").exists()
 
 
@@ -261,9 +266,7 @@ def test_assign_command_writes_the_documented_assignment(tmp_path, capsys):
 def test_assign_user_errors(tmp_path, capsys, extra, message):
     pd.DataFrame({"unit_id": [1, 2, 3]}).to_csv(tmp_path / "units.csv", index=False)
     argv = ["experiment", "assign", str(tmp_path / "units.csv"), "--experiment", "x"]
-    assert run([*argv, "--out", str(tmp_path / "a.parquet"), *extra]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    assert message in user_error([*argv, "--out", str(tmp_path / "a.parquet"), *extra], capsys)
     assert not (tmp_path / "a.parquet").exists()
 
 
@@ -297,9 +300,7 @@ def test_power_command_matches_statsmodels(capsys):
     ],
 )
 def test_power_user_errors(argv, message, capsys):
-    assert run(["experiment", "power", *argv]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    assert message in user_error(["experiment", "power", *argv], capsys)
 
 
 def test_from_world_user_errors(fintech_world, tmp_path, capsys):
@@ -314,7 +315,5 @@ def test_from_world_user_errors(fintech_world, tmp_path, capsys):
         (["--exposure-days", "0"], "option --exposure-days: must be at least 1"),
     ]
     for extra, message in cases:
-        assert run([*base, *extra]) == 2
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and message in err, err
+        assert message in user_error([*base, *extra], capsys)
     assert not (tmp_path / "x").exists()
