@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ def mlflow_module() -> Any:
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     import mlflow
 
+    # MLflow's SQL store uses a SQLAlchemy loader SQLAlchemy 2.1 deprecates: not the user's
+    warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
     return mlflow
 
 
