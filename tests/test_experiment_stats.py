@@ -447,3 +447,9 @@ def test_degenerate_inputs_give_nan_not_errors():
     zero_base = relative_difference(Moments(10, 0.0, 1.0), Moments(10, 1.0, 1.0))
     assert np.isnan(zero_base.estimate)
     assert np.isnan(ratio_moments(JointMoments.from_values(np.ones(4), np.zeros(4))).mean)
+
+
+def test_always_valid_p_value_of_a_decisive_result_is_zero_without_overflow():
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        assert always_valid_p_value(10.0, 1e-6, 1e7) == 0.0
+        assert always_valid_p_value(0.0, 1.0, 100) == 1.0

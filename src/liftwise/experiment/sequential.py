@@ -71,8 +71,9 @@ def always_valid_p_value(
     with np.errstate(invalid="ignore", divide="ignore"):
         statistic = (float_array(estimate) - null) ** 2 * n / variance
         spread = n * rho2 + 1
-        evalue = np.exp(rho2 * statistic / (2 * spread)) / np.sqrt(spread)
-        p_value = np.minimum(1 / evalue, 1.0)
+        # 1 / e-value in logs: a decisive result underflows to 0 instead of overflowing
+        log_p = 0.5 * np.log(spread) - rho2 * statistic / (2 * spread)
+        p_value = np.exp(np.minimum(log_p, 0.0))
     return scalar_or_array(np.where(np.isfinite(statistic), p_value, np.nan))
 
 
