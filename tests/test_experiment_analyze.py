@@ -538,3 +538,41 @@ def test_report_follows_alpha(tmp_path, data):
     result = analyse(*data, config(alpha=0.1, segments=[]))
     html = (write_report(result, tmp_path)["report"]).read_text()
     assert "90% CI" in html and "95%" not in html
+
+
+def test_a_minimal_experiment_with_degenerate_metrics_still_reports(tmp_path):
+    """No exposure times (no sequential path), no SRM ratios, no segments, a metric that
+    never varies and a ratio whose denominator is always 0: NaN, null in JSON, no crash."""
+    exposures, outcomes = frames(seed=10, n=400)
+    exposures = exposures.drop(columns="exposed_at")
+    outcomes["flat"] = 1.0
+    outcomes["zero"] = 0.0
+    settings = parse_config(
+        {
+            "control": "control",
+            "metrics": [
+                {"name": "flat", "type": "continuous", "guardrail": {"margin": 0.1}},
+                {
+                    "name": "per_zero",
+                    "type": "ratio",
+                    "numerator": "revenue",
+                    "denominator": "zero",
+                },
+                {"name": "revenue", "type": "continuous"},
+            ],
+        },
+        source="minimal",
+    )
+    result = analyse(exposures, outcomes, settings)
+    assert result.srm is None and result.paths == [] and result.segments == []
+    flat = find(result, "flat")
+    assert np.isnan(flat.absolute.p_value) and flat.guardrail is None
+    assert result.verdict()["guardrails_passed"] is False  # untestable is not passed
+    assert np.isnan(find(result, "per_zero").absolute.estimate)
+    assert find(result, "revenue").adjusted_p_value is not None
+    paths = write_report(result, tmp_path)
+    summary = json.loads(paths["summary"].read_text())
+    json.dumps(summary, allow_nan=False)
+    assert summary["srm"] is None and summary["sequential_paths"] == []
+    html = paths["report"].read_text()
+    assert "not checked (no expected ratios)" in html and "FAILED" in html
