@@ -269,6 +269,9 @@ def test_online_store_on_sqlite(repo: FeatureRepo, fintech: World):
     offline = unit_features(fintech, decision)
     np.testing.assert_allclose(online.loc[[5]].to_numpy(), offline.loc[[5]].to_numpy())
     assert online.iloc[2].isna().all()
+    lean = repo.online_values([12, 5, 999_999, 12])  # what the decision service reads
+    np.testing.assert_array_equal(lean, online.to_numpy())
+    assert repo.online_values([], features=["txn_count"]).shape == (0, 1)
     merchants = repo.online_features([0, 3], features=repo.features_of("merchant"))
     assert merchants.index.name == "merchant_id" and merchants.notna().all().all()
 

@@ -289,33 +289,63 @@ class FeatureRepo:
         with _quiet_feast():
             self.store.materialize(start_date=start, end_date=end)
 
-    def online_features(
+    def _online_plan(self, features: Sequence[str] | None) -> tuple[list[str], list[str], str]:
+        """Feature names, Feast references and the one join key of an online read (cached:
+        the request path asks for the same features every time)."""
+        cache_key = None if features is None else tuple(features)
+        plan = self._online_plans.get(cache_key)
+        if plan is None:
+            names, view_of = self._views_of(features)
+            keys = self._join_keys(set(view_of.values()))
+            if len(keys) != 1:
+                raise UserError(
+                    "online features of one entity at a time (requested several entities)",
+                    option="features",
+                )
+            plan = (names, [f"{view_of[name]}:{name}" for name in names], keys[0])
+            self._online_plans[cache_key] = plan
+        return plan
+
+    @cached_property
+    def _online_plans(self) -> dict[tuple[str, ...] | None, tuple[list[str], list[str], str]]:
+        return {}
+
+    def online_values(
         self, unit_ids: Sequence[str | int], features: Sequence[str] | None = None
-    ) -> pd.DataFrame:
-        """Latest materialised values; index = the ids in the order given (its join key's
-        name); an id the online store does not know gets an all-NaN row."""
-        names, view_of = self._views_of(features)
-        keys = self._join_keys(set(view_of.values()))
-        if len(keys) != 1:
-            raise UserError(
-                "online features of one entity at a time (requested several entities)",
-                option="features",
-            )
-        key = keys[0]
-        ids = _integer_ids(pd.Series(list(unit_ids), dtype=object), key)
-        distinct = list(dict.fromkeys(ids.tolist()))
+    ) -> np.ndarray:
+        """Latest materialised values as a float64 matrix, one row per id in the order given
+        (all NaN for an id the online store does not know); the lean read for serving."""
+        names, refs, key = self._online_plan(features)
+        if all(type(value) is int for value in unit_ids):
+            ids = list(unit_ids)
+        else:
+            ids = _integer_ids(pd.Series(list(unit_ids), dtype=object), key).tolist()
+        distinct = list(dict.fromkeys(ids))
+        values = np.full((len(ids), len(names)), np.nan)
         if distinct:
             with _quiet_feast():
                 response = self.store.get_online_features(
-                    features=[f"{view_of[name]}:{name}" for name in names],
-                    entity_rows=[{key: value} for value in distinct],
+                    features=refs, entity_rows=[{key: value} for value in distinct]
                 ).to_dict()
-            table = pd.DataFrame({name: response[name] for name in names}, index=distinct)
-        else:
-            table = pd.DataFrame(columns=names)
-        out = table.reindex(ids.tolist()).astype(np.float64)
-        out.index = pd.Index(ids.to_numpy(), name=key)
-        return out
+            found = np.array(
+                [response[name] for name in names], dtype=np.float64
+            ).T  # None (unknown id) -> NaN
+            if len(distinct) == len(ids):
+                values = found
+            else:
+                position = {value: row for row, value in enumerate(distinct)}
+                values = found[[position[value] for value in ids]]
+        return values.reshape(len(ids), len(names))
+
+    def online_features(
+        self, unit_ids: Sequence[str | int], features: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """:meth:`online_values` as a table: columns the features, index the ids in the order
+        given (named after the join key)."""
+        names, _, key = self._online_plan(features)
+        values = self.online_values(unit_ids, features)
+        ids = _integer_ids(pd.Series(list(unit_ids), dtype=object), key)
+        return pd.DataFrame(values, columns=names, index=pd.Index(ids.to_numpy(), name=key))
 
 
 def _integer_ids(values: pd.Series, column: str) -> pd.Series:
