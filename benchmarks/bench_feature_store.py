@@ -158,6 +158,61 @@ def redis_up() -> bool:
         return False
 
 
+def frames_section(repo, root: Path, args: argparse.Namespace) -> None:
+    """Training frames on the DuckDB and the file offline store, in fresh processes."""
+    features = list(repo.feature_names[:N_FEATURES])
+    views = sorted({v for v, s in repo.meta["views"].items() if set(s["features"]) & set(features)})  # fmt: skip
+    entities = entity_rows(repo, args.units, args.times)
+    entities_path = root / "entities.parquet"
+    entities.to_parquet(entities_path)
+    print(f"training frame: {len(entities):,} entity rows x {len(features)} features "
+          f"from {len(views)} views ({', '.join(views)}); median of {args.repeats} "
+          "fresh processes\n")  # fmt: skip
+    stores = ["duckdb"] + ([] if args.skip_file_store else ["file"])
+    results = {s: frame_runs(repo, entities_path, s, features, args.repeats) for s in stores}
+    header = f"{'offline store':<28} {'median s':>9} {'rows/s':>11} {'peak RSS MB':>12} {'filled':>7} {'vs DuckDB':>10}"  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    base = statistics.median(r["seconds"] for r in results["duckdb"])
+    for store, runs in results.items():
+        seconds = statistics.median(r["seconds"] for r in runs)
+        peak = statistics.median(r["peak_mb"] for r in runs)
+        label = {"duckdb": "DuckDB (liftwise)", "file": "file / dask (Feast default)"}[store]
+        print(f"{label:<28} {seconds:>9.2f} {len(entities) / seconds:>11,.0f} {peak:>12,.0f} "
+              f"{runs[0]['filled']:>7.1%} {seconds / base:>9.2f}x")  # fmt: skip
+    if "file" in results:
+        same = abs(results["file"][0]["checksum"] - results["duckdb"][0]["checksum"])
+        scale = abs(results["duckdb"][0]["checksum"]) or 1.0
+        print(f"same values from both stores: {same / scale < 1e-9}")
+
+
+def online_section(repo, root: Path, decided, args: argparse.Namespace) -> None:
+    """Materialise, then time online reads on SQLite and (when reachable) Redis."""
+    features = list(repo.feature_names[:N_FEATURES])
+    repos = [("sqlite", repo)]
+    if redis_up():
+        redis_repo, _ = build(root, args.units, "redis", f"bench_{uuid.uuid4().hex[:8]}")
+        repos.append(("redis", redis_repo))
+    else:
+        print("(Redis not reachable at 127.0.0.1:6379: SQLite only)")
+    tables = []
+    for name, store_repo in repos:
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its progress
+            store_repo.materialize(decided)
+        print(f"materialize {args.units:,} customers into {name}: {time.perf_counter() - start:.1f} s")  # fmt: skip
+        tables.append((name, online_table(store_repo, features, args.units, args.calls)))
+        if name == "redis":
+            store_repo.store.teardown()
+    print(f"\nonline reads of {len(features)} features (ms per call)")
+    header = f"{'online store':<12} {'batch':>6} {'reader':<27} {'calls':>6} {'p50 ms':>8} {'p99 ms':>8}"  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    for name, rows in tables:
+        for batch, reader, n, p50, p99 in rows:
+            print(f"{name:<12} {batch:>6,} {reader:<27} {n:>6} {p50:>8.2f} {p99:>8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=100_000, help="customers in the world")
@@ -165,60 +220,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="training-frame runs per store")
     parser.add_argument("--calls", type=int, default=200, help="single-entity online reads")
     parser.add_argument("--skip-file-store", action="store_true", help="DuckDB store only")
+    parser.add_argument("--skip-frames", action="store_true", help="online reads only")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()
         repo, decided = build(root, args.units, "sqlite", f"bench_{uuid.uuid4().hex[:8]}")
-        built = time.perf_counter() - start
-        features = list(repo.feature_names[:N_FEATURES])
-        views = sorted({v for v, s in repo.meta["views"].items() if set(s["features"]) & set(features)})  # fmt: skip
-        entities = entity_rows(repo, args.units, args.times)
-        entities_path = root / "entities.parquet"
-        entities.to_parquet(entities_path)
         print(f"fintech world: {args.units:,} customers, {len(repo.snapshot_times)} weekly "
-              f"snapshots; world + feature build {built:.1f} s")  # fmt: skip
-        print(f"training frame: {len(entities):,} entity rows x {len(features)} features "
-              f"from {len(views)} views ({', '.join(views)}); median of {args.repeats} "
-              "fresh processes\n")  # fmt: skip
-
-        stores = ["duckdb"] + ([] if args.skip_file_store else ["file"])
-        results = {s: frame_runs(repo, entities_path, s, features, args.repeats) for s in stores}
-        header = f"{'offline store':<28} {'median s':>9} {'rows/s':>11} {'peak RSS MB':>12} {'filled':>7} {'vs DuckDB':>10}"  # fmt: skip
-        print(header)
-        print("-" * len(header))
-        base = statistics.median(r["seconds"] for r in results["duckdb"])
-        for store, runs in results.items():
-            seconds = statistics.median(r["seconds"] for r in runs)
-            peak = statistics.median(r["peak_mb"] for r in runs)
-            label = {"duckdb": "DuckDB (liftwise)", "file": "file / dask (Feast default)"}[store]
-            print(f"{label:<28} {seconds:>9.2f} {len(entities) / seconds:>11,.0f} {peak:>12,.0f} "
-                  f"{runs[0]['filled']:>7.1%} {seconds / base:>9.2f}x")  # fmt: skip
-        if "file" in results:
-            same = abs(results["file"][0]["checksum"] - results["duckdb"][0]["checksum"])
-            scale = abs(results["duckdb"][0]["checksum"]) or 1.0
-            print(f"same values from both stores: {same / scale < 1e-9}")
-
-        print("\nonline reads after materialize (ms per call)")
-        header = f"{'online store':<8} {'batch':>6} {'reader':<27} {'calls':>6} {'p50 ms':>8} {'p99 ms':>8}"  # fmt: skip
-        print(header)
-        print("-" * len(header))
-        repos = [("sqlite", repo)]
-        if redis_up():
-            redis_repo, _ = build(root, args.units, "redis", f"bench_{uuid.uuid4().hex[:8]}")
-            repos.append(("redis", redis_repo))
-        else:
-            print("(Redis not reachable at 127.0.0.1:6379: SQLite only)")
-        for name, store_repo in repos:
-            start = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):  # Feast prints its progress
-                store_repo.materialize(decided)
-            print(f"{name}: materialize {args.units:,} customers in {time.perf_counter() - start:.1f} s")  # fmt: skip
-            for batch, reader, n, p50, p99 in online_table(store_repo, features, args.units, args.calls):  # fmt: skip
-                print(f"{name:<8} {batch:>6,} {reader:<27} {n:>6} {p50:>8.2f} {p99:>8.2f}")
-            if name == "redis":
-                store_repo.store.teardown()
+              f"snapshots; world + feature build {time.perf_counter() - start:.1f} s")  # fmt: skip
+        if not args.skip_frames:
+            frames_section(repo, root, args)
+        online_section(repo, root, decided, args)
 
 
 if __name__ == "__main__":
