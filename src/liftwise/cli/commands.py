@@ -1,3 +1,3 @@
 """Import every command module so its commands register on the app."""
 
-from liftwise.cli import experiment, features, ingest, learn, model, pipeline, world  # noqa: F401
+from liftwise.cli import experiment, features, ingest, learn, model, pipeline, serve, world  # noqa: F401

@@ -53,6 +53,7 @@ class ServeConfig(BaseModel):
         "ranks by profit - bid_price * cost and is offered only if that is positive.",
     )
     data_dir: Path | None = None
+    tracking_uri: str | None = Field(None, description="MLflow tracking/registry URI.")
     exposure_log: str | None = Field(
         None, description="sqlite:///PATH or postgresql:// DSN (default: Settings.exposures)."
     )
@@ -75,15 +76,18 @@ class ServeConfig(BaseModel):
         "(its worker died in between) is released at startup.",
     )
     log_requests: bool = Field(True, description="One JSON log line per request.")
+    inline: bool = Field(True, description="Decide on the event loop instead of the thread pool.")
 
     @model_validator(mode="after")
     def _check(self) -> ServeConfig:
         if (self.model_dir is None) == (self.model_name is None):
-            raise ValueError("give exactly one of model_dir and model_name")
+            raise ValueError(
+                "give exactly one of --model (model_dir) and --model-name (model_name)"
+            )
         if (self.campaign_start is None) != (self.campaign_end is None):
-            raise ValueError("give both campaign_start and campaign_end, or neither")
+            raise ValueError("give both --campaign-start and --campaign-end, or neither")
         if self.campaign_start is not None and self.campaign_end <= self.campaign_start:  # type: ignore[operator]
-            raise ValueError("campaign_end must be after campaign_start")
+            raise ValueError("--campaign-end must be after --campaign-start")
         if not TABLE_NAME.match(self.exposure_table):
             raise ValueError(f"exposure_table {self.exposure_table!r} is not a table name")
         return self
@@ -92,6 +96,7 @@ class ServeConfig(BaseModel):
         """The shared Settings with this config's overrides (data dir, stores, Redis)."""
         return Settings.load(
             data_dir=self.data_dir,
+            tracking_uri=self.tracking_uri,
             exposure_log=self.exposure_log,
             budget_store=self.budget_store,
             redis_url=self.redis_url,
@@ -110,15 +115,21 @@ def _naive_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
+# CLI options named unlike their config field
+OPTIONS = {"model_dir": "--model", "decision_config": "--guardrails"}
+
+
 def build_config(**values: object) -> ServeConfig:
-    """A ServeConfig from CLI-style keyword values; a bad value is a UserError naming it."""
+    """A ServeConfig from CLI-style keyword values (None = default); a bad value is a
+    UserError naming the option."""
     try:
         return ServeConfig(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:
         first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "serve config"
+        field = ".".join(str(p) for p in first["loc"])
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise UserError(message, option=field.replace("_", "-")) from None
+        option = OPTIONS.get(field, "--" + field.replace("_", "-")) if field else None
+        raise UserError(message, option=option) from None
 
 
 def write_config(config: ServeConfig, path: Path) -> Path:

@@ -114,12 +114,7 @@ class DecisionEngine:
         for rid, i in first.items():
             record = logged.get(rid)
             if record is not None and record.unit_id != items[i].unit_id:
-                raise ServeError(
-                    409,
-                    "request_id_reused",
-                    f"already used for unit {record.unit_id} (decision {record.decision_id})",
-                    item_field(batch, i, "request_id"),
-                )
+                raise _reused(record, batch, i)
         fresh = [i for rid, i in first.items() if rid not in logged]
         results: dict[str, Committed] = {rid: Committed(r, True) for rid, r in logged.items()}
         if fresh:
@@ -132,7 +127,11 @@ class DecisionEngine:
                 lambda grants: self._records(prepared, grants, model),
                 order=_best_first(prepared),
             )
-            results.update({c.record.request_id: c for c in committed})
+            for c in committed:  # logged meanwhile by a concurrent request for another unit?
+                i = first[c.record.request_id]
+                if c.replayed and c.record.unit_id != items[i].unit_id:
+                    raise _reused(c.record, batch, i)
+                results[c.record.request_id] = c
         return [
             results[item.request_id]
             if first[item.request_id] == i
@@ -242,6 +241,15 @@ class DecisionEngine:
                 )
             )
         return records
+
+
+def _reused(record: ExposureRecord, batch: bool, index: int) -> ServeError:
+    return ServeError(
+        409,
+        "request_id_reused",
+        f"already used for unit {record.unit_id} (decision {record.decision_id})",
+        item_field(batch, index, "request_id"),
+    )
 
 
 def _best_first(prepared: _Batch) -> list[int]:

@@ -10,10 +10,11 @@ committed).
 from __future__ import annotations
 
 import contextlib
+import operator
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import pandas as pd
@@ -49,6 +50,8 @@ class ExposureRecord:
 
 
 COLUMNS = tuple(f.name for f in fields(ExposureRecord))
+# a record's values in COLUMNS order (dataclasses.astuple deep-copies every field: 20x slower)
+_values = operator.attrgetter(*COLUMNS)
 _SQL_TYPES = {
     "unit_id": "BIGINT NOT NULL",
     "treated": "BOOLEAN NOT NULL",
@@ -124,7 +127,7 @@ class SqliteExposureLog:
 
     def __init__(self, db: SqliteDatabase, table: str = "exposures") -> None:
         if "." in table:
-            raise UserError("SQLite tables cannot be schema-qualified", option="exposure-table")
+            raise UserError("SQLite tables cannot be schema-qualified", option="--exposure-table")
         self.db = db
         self.table = table
         self._insert = (
@@ -151,7 +154,7 @@ class SqliteExposureLog:
 
     def insert_in(self, conn: sqlite3.Connection, records: Sequence[ExposureRecord]) -> None:
         """Insert inside the caller's write transaction (request ids known to be new)."""
-        conn.executemany(self._insert, [astuple(r) for r in records])
+        conn.executemany(self._insert, [_values(r) for r in records])
 
     def append(self, records: Sequence[ExposureRecord]) -> set[str]:
         if not records:
@@ -238,7 +241,7 @@ class PostgresExposureLog:
         except psycopg.Error as err:
             raise UserError(
                 f"cannot use the PostgreSQL exposure log: {str(err).strip()}",
-                option="exposure-log",
+                option="--exposure-log",
             ) from None
 
     @contextlib.contextmanager
@@ -269,7 +272,7 @@ class PostgresExposureLog:
     def append(self, records: Sequence[ExposureRecord]) -> set[str]:
         if not records:
             return set()
-        columns = list(zip(*(astuple(r) for r in records), strict=True))
+        columns = list(zip(*map(_values, records), strict=True))
         with self._connection() as conn, conn.transaction():
             rows = conn.execute(self._insert, [list(c) for c in columns]).fetchall()
         return {r[0] for r in rows}

@@ -21,6 +21,7 @@ from liftwise.serve.schemas import DecisionRequest
 _NUMBER_TYPES = frozenset({float, int, bool, type(None)})
 
 FieldPath = Callable[[int, str], str]  # (index in this call, field) -> the request's JSON path
+NO_COLUMNS = pd.DataFrame()  # without eligibility rules nothing reads the frame
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,13 @@ class FeatureResolver:
             )
         names = [n for n in dict.fromkeys((*features, *self.eligibility_features))
                  if n in self.store_features]  # fmt: skip
-        table = self.repo.online_features([items[i].unit_id for i in indices], features=names)
-        values = table.to_numpy(dtype=np.float64)
-        known = ~np.isnan(values).all(axis=1) if names else np.zeros(len(indices), dtype=bool)
+        if names:
+            table = self.repo.online_features([items[i].unit_id for i in indices], features=names)
+            values = table.to_numpy(dtype=np.float64)
+            known = ~np.isnan(values).all(axis=1)
+        else:  # the store serves none of these features
+            values = np.empty((len(indices), 0))
+            known = np.zeros(len(indices), dtype=bool)
         out: dict[int, pd.Series] = {}
         for row, i in enumerate(indices):
             if not known[row] and not items[i].features:
@@ -137,6 +142,8 @@ class FeatureResolver:
     ) -> pd.DataFrame:
         """The columns eligibility rules read: model features from X, others from the
         inline features, the context or the store (in that order)."""
+        if not self.eligibility_features:
+            return NO_COLUMNS
         columns: dict[str, Any] = {}
         position = {name: j for j, name in enumerate(features)}
         outside = [n for n in self.eligibility_features if n not in position]

@@ -39,10 +39,11 @@ class Ledger(Protocol):
 
     def commit(
         self, request_ids: list[str], offers: list[Offer], limits: Limits, now_us: int,
-        finalize: Finalize,
+        finalize: Finalize, order: list[int] | None = None,
     ) -> list[Committed]:  # fmt: skip
-        """Reserve for ``offers`` (aligned with ``request_ids``; unique ids), let
-        ``finalize(grants)`` make the records, store them; one result per request id."""
+        """Reserve for ``offers`` (aligned with ``request_ids``; unique ids) in ``order``,
+        let ``finalize(grants)`` make the records, store them; one result per request id
+        (a request id logged meanwhile by another request is answered from the log)."""
         ...
 
     def budget_state(self) -> BudgetState: ...
@@ -142,7 +143,7 @@ class SplitLedger:
             records = finalize(grants)
             written = self.log.append(records)
         except BaseException:
-            self.budget.release(reserved)
+            self._settle(reserved)
             raise
         lost = [i for i, r in enumerate(records) if r.request_id not in written]
         lost_keys = {offers[i].key for i in lost}
@@ -161,6 +162,22 @@ class SplitLedger:
             Committed(winners[r.request_id], True) if i in lost_set else Committed(r, False)
             for i, r in enumerate(records)
         ]
+
+    def _settle(self, keys: list[str]) -> None:
+        """After a failed log write: release the reservations whose decisions are not in the
+        log. The write may have committed before its acknowledgement was lost, so ask the log
+        first; if it cannot answer, leave them pending (counted as spent) for reconcile."""
+        if not keys:
+            return
+        try:
+            logged = self.log.logged_decisions(keys)
+            self.budget.confirm([k for k in keys if k in logged])
+            self.budget.release([k for k in keys if k not in logged])
+        except Exception as err:
+            log.warning(
+                "budget reservations left pending after a failed log write",
+                extra={"event": "budget_settle_failed", "error": repr(err), "pending": len(keys)},
+            )
 
     def reconcile(self, grace_us: int, now_us: int) -> int:
         """Settle reservations older than the grace period (their worker died)."""

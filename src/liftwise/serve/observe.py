@@ -44,7 +44,7 @@ def multiprocess_mode() -> bool:
 class ServeMetrics:
     """Request, error, latency and decision counters of one app."""
 
-    def __init__(self, state: Callable[[], Iterable[Metric]]) -> None:
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "liftwise_serve_requests", "HTTP requests by route and status.",
@@ -70,8 +70,12 @@ class ServeMetrics:
             "liftwise_serve_model_swaps", "Model versions swapped in by this process.",
             registry=self.registry,
         )  # fmt: skip
-        self.state = _StateCollector(state)
+        self.state = _StateCollector()
         self.registry.register(self.state)
+
+    def watch(self, state: Callable[[], Iterable[Metric]]) -> None:
+        """Gauges to read at scrape time (budget and model figures)."""
+        self.state.source = state
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()
@@ -92,12 +96,14 @@ class ServeMetrics:
 class _StateCollector(Collector):
     """Gauges read at scrape time (budget spent, allowance, serving model)."""
 
-    def __init__(self, state: Callable[[], Iterable[Metric]]) -> None:
-        self._state = state
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[Metric]] | None = None
 
     def collect(self) -> Iterable[Metric]:
+        if self.source is None:
+            return
         with contextlib.suppress(Exception):  # a store outage must not break /metrics
-            yield from self._state()
+            yield from self.source()
 
 
 def gauge(

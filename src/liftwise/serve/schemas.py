@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, WithJsonSchema, create_model
+from pydantic_core import core_schema
 
 MAX_KEYS = 1000  # features or context entries per unit
 
 
-def _feature_value(value: Any) -> float | bool | str | None:
-    """A number, true/false, a string (for eligibility rules) or null (missing value)."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int | float):
-        try:
-            number = float(value)
-        except OverflowError:
-            raise ValueError("number out of range") from None
-        if not math.isfinite(number):
-            raise ValueError("must be a finite number")
-        return number
-    raise ValueError("must be a number, true/false, a string or null")
+def _feature_value_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
+    """A finite number, true/false, a string (for eligibility rules) or null (missing),
+    validated in pydantic-core (a Python validator per value costs 3x on a large batch)."""
+    return core_schema.union_schema(
+        [
+            core_schema.float_schema(allow_inf_nan=False),
+            core_schema.bool_schema(),
+            core_schema.str_schema(),
+            core_schema.none_schema(),
+        ],
+        custom_error_type="feature_value",
+        custom_error_message="must be a finite number, true/false, a string or null",
+    )
 
 
 FeatureValue = Annotated[
     float | bool | str | None,
-    PlainValidator(_feature_value),
+    GetPydanticSchema(_feature_value_schema),
     WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}, {"type": "null"}]}),
 ]  # fmt: skip
 FeatureName = Annotated[str, Field(min_length=1, max_length=200)]
@@ -80,6 +80,20 @@ class BatchDecisionRequest(BaseModel):
 
     decisions: list[DecisionRequest] = Field(
         min_length=1, description="Units to decide for (at most the server's max batch)."
+    )
+
+
+def batch_request_model(max_batch: int) -> type[BatchDecisionRequest]:
+    """The batch body with this server's maximum as ``maxItems``: validation stops at the
+    first unit past it (a 413), and the OpenAPI document states it."""
+    return create_model(
+        "BatchDecisionRequest",
+        __base__=BatchDecisionRequest,
+        __doc__=BatchDecisionRequest.__doc__,
+        decisions=(
+            list[DecisionRequest],
+            Field(min_length=1, max_length=max_batch, description="Units to decide for."),
+        ),
     )
 
 
