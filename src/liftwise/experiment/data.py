@@ -1,9 +1,11 @@
 """Exposures and outcomes in, one clean table of analysed units out.
 
 Exposures (``unit_id``, ``arm``, optional ``exposed_at`` and ``experiment``) come from a
-Parquet or CSV file, or from any source registered in :data:`EXPOSURE_READERS` (a SQLite
-exposure log is built in: ``sqlite:///path.db?table=exposures``). The service's event
-names ``occurred_at`` and ``campaign`` are read as ``exposed_at`` and ``experiment``.
+Parquet or CSV file, or from any source registered in :data:`EXPOSURE_READERS`: the
+decision service's exposure log in SQLite (``sqlite:///path.db?table=exposures``) or
+PostgreSQL (``postgresql://host/db?table=exposures``). The service's names ``campaign``
+and ``decided_at_us`` (or an event's ``occurred_at``) are read as ``experiment`` and
+``exposed_at``.
 
 The join keeps memory and time linear in the rows: unit ids become dense integer codes
 (directly when they are small non-negative integers, else by hashing), every per-unit
@@ -33,6 +35,7 @@ from liftwise.experiment.config import AnalysisConfig
 
 UNIT_ID, ARM, EXPOSED_AT, EXPERIMENT = "unit_id", "arm", "exposed_at", "experiment"
 ALIASES = {EXPOSED_AT: "occurred_at", EXPERIMENT: "campaign"}
+SERVICE_DECIDED_AT = "decided_at_us"  # the decision service's log: microseconds, UTC
 MISSING_LEVEL, OTHER_LEVEL, NO_OUTCOME_LEVEL = "(missing)", "(other)", "(no outcome row)"
 _NOT_EXPOSED, _MULTI_ARM = -1, -2
 _CSV, _PARQUET = (".csv", ".csv.gz"), (".parquet", ".pq")
@@ -89,9 +92,40 @@ def read_sqlite(url: str) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-# Where exposures can come from besides files: URL scheme -> reader. A database exposure
-# log is one more entry (a function from the URL to an Arrow table).
-EXPOSURE_READERS: dict[str, TableReader] = {"sqlite": read_sqlite}
+def read_postgres(url: str) -> pa.Table:
+    """``postgresql://user@host:port/db?table=schema.name`` (default table ``exposures``)
+    as Arrow, read in one transaction; the other query parameters go to the connection."""
+    parsed = urlparse(url)
+    query = parse_qs(parsed.query)
+    table = query.pop("table", ["exposures"])[0]
+    if not all(part.replace("_", "").isalnum() for part in table.split(".")):
+        raise UserError(f"not a table name: {table!r}", file=url)
+    options = "&".join(f"{key}={value[0]}" for key, value in query.items())
+    dsn = parsed._replace(query=options).geturl()
+    quoted = ".".join(f'"{part}"' for part in table.split("."))
+    try:
+        import psycopg
+
+        with psycopg.connect(dsn, connect_timeout=10) as connection:
+            cursor = connection.execute(f"SELECT * FROM {quoted}")  # type: ignore[arg-type]
+            names = [column.name for column in cursor.description or []]
+            frame = pd.DataFrame(cursor.fetchall(), columns=names)
+    except ImportError:
+        raise UserError("reading PostgreSQL needs psycopg (the serve extra)", file=url) from None
+    except psycopg.Error as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        where = parsed._replace(netloc=parsed.hostname or "", query="").geturl()  # no password
+        raise UserError(f"cannot read table {table!r}: {first}", file=where) from None
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+# Where exposures can come from besides files: URL scheme -> reader (a function from the
+# URL to an Arrow table). The decision service's exposure log is SQLite or PostgreSQL.
+EXPOSURE_READERS: dict[str, TableReader] = {
+    "sqlite": read_sqlite,
+    "postgresql": read_postgres,
+    "postgres": read_postgres,
+}
 
 
 def read_exposures(source: str | Path) -> pa.Table:
@@ -112,7 +146,12 @@ def read_exposures(source: str | Path) -> pa.Table:
     for canonical, alias in ALIASES.items():
         if canonical not in names and alias in names:
             names = [canonical if n == alias else n for n in names]
-    return table.rename_columns(names)
+    table = table.rename_columns(names)
+    if EXPOSED_AT not in names and SERVICE_DECIDED_AT in names:  # the service's log
+        micros = pc.cast(table.column(SERVICE_DECIDED_AT), pa.int64())
+        stamps = pc.cast(micros, pa.timestamp("us", "UTC"))
+        table = table.append_column(EXPOSED_AT, stamps)
+    return table
 
 
 @dataclass(frozen=True)
