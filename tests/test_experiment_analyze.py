@@ -489,7 +489,8 @@ def test_files_and_sqlite_sources_give_the_same_analysis(tmp_path, data):
     for source, message in (
         (tmp_path / "e.txt", "unsupported file type"),
         (tmp_path / "missing.parquet", "no such file"),
-        ("postgres://db/x", "unknown exposure source 'postgres://'"),
+        ("mysql://db/x", "unknown exposure source 'mysql://'"),
+        ("postgresql://nohost.invalid/x", "cannot read table 'exposures'"),
     ):
         with pytest.raises(UserError, match=message):
             analyze_files(source, tmp_path / "o.csv", settings)
