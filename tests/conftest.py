@@ -41,3 +41,72 @@ def fintech_world_v1(tmp_path_factory: pytest.TempPathFactory) -> World:
         out,
     )
     return load_world(out)
+
+
+# ---------------------------------------------------------------------- servers on this machine
+
+
+def require_server(name: str, reachable: bool) -> None:
+    """A server a test needs: skip when it is not running here, but fail under CI=true,
+    where a skipped test would hide that the check never ran."""
+    if reachable:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{name} is not reachable and CI=true")
+    pytest.skip(f"{name} is not reachable")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis at 127.0.0.1:6379 (database 0)."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        reachable = bool(client.ping())
+    except redis.RedisError:
+        reachable = False
+    finally:
+        client.close()
+    require_server("Redis at 127.0.0.1:6379", reachable)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The PostgreSQL at 127.0.0.1:5432, database ``test`` (trust authentication)."""
+    import psycopg
+
+    dsn = os.environ.get("LIFTWISE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        with psycopg.connect(dsn, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        reachable = True
+    except psycopg.Error:
+        reachable = False
+    require_server(f"PostgreSQL at {dsn}", reachable)
+    return dsn
+
+
+# ---------------------------------------------------------------------- a served model
+
+
+@pytest.fixture(scope="session")
+def serve_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """A 3K-customer, 30-day fintech world for the decision service."""
+    out = tmp_path_factory.mktemp("serve_world") / "world"
+    simulate(WorldConfig(world="fintech", units=3_000, days=30, seed=21), out)
+    return load_world(out)
+
+
+@pytest.fixture(scope="session")
+def serve_model(serve_world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The world's race winner (a T-learner on LightGBM), not tracked: its model directory."""
+    from liftwise.cli import run
+
+    out = tmp_path_factory.mktemp("serve_race") / "race"
+    argv = ["train", "--world", str(serve_world.path), "--out", str(out), "--learners",
+            "t_lgbm", "--n-boot", "10", "--seed", "3", "--no-track"]  # fmt: skip
+    assert run(argv) == 0
+    return out / "model"

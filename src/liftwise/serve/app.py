@@ -249,7 +249,7 @@ def build_service(config: ServeConfig) -> Service:
         metrics=metrics,
         logger=logger,
         repo=repo,
-        inline=config.inline,
+        inline=config.inline if config.inline is not None else isinstance(ledger, SqliteLedger),
     )
     metrics.watch(service.state_metrics)
     return service

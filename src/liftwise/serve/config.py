@@ -76,7 +76,12 @@ class ServeConfig(BaseModel):
         "(its worker died in between) is released at startup.",
     )
     log_requests: bool = Field(True, description="One JSON log line per request.")
-    inline: bool = Field(True, description="Decide on the event loop instead of the thread pool.")
+    inline: bool | None = Field(
+        None,
+        description="Decide on the event loop (True) or in the thread pool (False); default: "
+        "on the loop when the log and the budget are both SQLite, whose transactions take "
+        "microseconds, in the pool when a store is a network round trip away.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ServeConfig:

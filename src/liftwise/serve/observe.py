@@ -137,11 +137,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, separators=(",", ":"))
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (a redirect after start-up is followed)."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: int = logging.INFO) -> logging.Logger:
     """The ``liftwise.serve`` logger writing JSON lines to stderr (set up once)."""
     logger = logging.getLogger("liftwise.serve")
     if not any(getattr(h, "liftwise_json", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(JsonFormatter())
         handler.liftwise_json = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
