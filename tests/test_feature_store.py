@@ -4,7 +4,6 @@ late-created values), one row per input row, TTL, online reads on SQLite and Red
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 import uuid
@@ -276,26 +275,12 @@ def test_online_store_on_sqlite(repo: FeatureRepo, fintech: World):
     assert merchants.index.name == "merchant_id" and merchants.notna().all().all()
 
 
-def _redis_client():
-    """The real Redis at 127.0.0.1:6379; missing -> skip, or fail when CI=true."""
+def test_online_store_on_redis(fintech: World, tmp_path: Path, redis_url: str):
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not reachable at 127.0.0.1:6379 and CI=true")
-        pytest.skip("Redis is not reachable at 127.0.0.1:6379")
-    return client
-
-
-def test_online_store_on_redis(fintech: World, tmp_path: Path):
-    client = _redis_client()
+    client = redis.Redis.from_url(redis_url)
     project = f"liftwise_test_{uuid.uuid4().hex[:12]}"
-    settings = Settings.load(
-        data_dir=tmp_path, online_store="redis", redis_url="redis://127.0.0.1:6379/0"
-    )
+    settings = Settings.load(data_dir=tmp_path, online_store="redis", redis_url=redis_url)
     repo = build_feature_repo(fintech, settings, every_days=7, project=project)
     try:
         assert repo.store.config.online_store.type == "redis"
