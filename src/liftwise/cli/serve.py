@@ -72,6 +72,13 @@ def serve_command(
     sqlite_synchronous: Annotated[
         str, typer.Option(help="NORMAL survives a killed process; FULL also a power cut.")
     ] = "NORMAL",
+    reservation_grace_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Redis budget or PostgreSQL log: a reservation this old with no logged decision "
+            "(its worker died) is released at start-up."
+        ),
+    ] = 60.0,
     log_requests: Annotated[
         bool, typer.Option(help="One JSON log line per request on stderr.")
     ] = True,
@@ -88,7 +95,7 @@ def serve_command(
         exposure_log=exposure_log, exposure_table=exposure_table, budget_store=budget_store,
         redis_url=redis_url, feature_repo=feature_repo, max_batch=max_batch,
         poll_seconds=poll_seconds, sqlite_synchronous=sqlite_synchronous.upper(),
-        log_requests=log_requests,
+        reservation_grace_seconds=reservation_grace_seconds, log_requests=log_requests,
     )  # fmt: skip
     serving = check_config(config)
     port = port or free_port(host)

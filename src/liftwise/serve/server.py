@@ -96,7 +96,9 @@ def worker_main(host: str, port: int) -> None:
     from liftwise.serve.app import app_from_env
 
     app = app_from_env()
-    uvicorn.Server(_uvicorn_config(app)).run(sockets=[listen(host, port)])  # type: ignore[arg-type]
+    sock = listen(host, port)  # from here the kernel hands this worker its share
+    log.info("worker listening", extra={"event": "worker_listening", "host": host, "port": port})
+    uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])  # type: ignore[arg-type]
 
 
 def run_server(config: ServeConfig, *, host: str, port: int, workers: int) -> None:

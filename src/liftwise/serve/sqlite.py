@@ -37,7 +37,7 @@ WAL_SIZE_LIMIT = 64 << 20  # bytes the WAL file is truncated to when it restarts
 def sqlite_path(url: str) -> Path:
     """The file of a ``sqlite:///PATH`` URL (or a bare path)."""
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-    if not path or path.startswith(("sqlite:", "postgres")):
+    if not path or "://" in path or path.startswith(("sqlite:", "postgres")):
         raise UserError(f"not a SQLite URL: {url!r} (use sqlite:///PATH)", option="--exposure-log")
     return Path(path)
 
