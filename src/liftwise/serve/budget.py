@@ -19,7 +19,9 @@ import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 from liftwise.decide.guardrails import Reason
 from liftwise.errors import UserError
@@ -29,9 +31,11 @@ MONEY_SCALE = 1000  # ledger units per currency unit
 MAX_LEDGER_UNITS = 2**53  # Redis Lua compares doubles: exact below 2**53
 
 
-def to_ledger_units(amount: float) -> int:
-    """Currency -> ledger units, rounded up so a reservation never understates a cost."""
-    return math.ceil(round(amount * MONEY_SCALE, 6))
+def to_ledger_units(amount: Any) -> Any:
+    """Currency -> ledger units (an int, or int64 for an array), rounded up so a reservation
+    never understates a cost; rounding to 6 decimals first absorbs float noise (0.1 * 3)."""
+    units = np.ceil(np.round(np.asarray(amount, dtype=np.float64) * MONEY_SCALE, 6))
+    return units.astype(np.int64) if units.ndim else int(units)
 
 
 def from_ledger_units(units: int) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,12 +41,18 @@ def micros(moment: dt.datetime) -> int:
     return (moment - EPOCH) // dt.timedelta(microseconds=1)
 
 
-def new_decision_id(now_us: int) -> str:
-    """A UUIDv7: 48-bit milliseconds, then random bits, so ids sort by decision time."""
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = ((now_us // 1000) & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76 | ((rand >> 64) & 0xFFF) << 64 | 0b10 << 62 | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
+def new_decision_ids(now_us: int, n: int) -> list[str]:
+    """``n`` UUIDv7s: 48-bit milliseconds, version 7, 74 random bits (variant 10), so ids
+    sort by decision time; formatted directly (uuid.UUID costs 4 us apiece)."""
+    millis = f"{(now_us // 1000) & ((1 << 48) - 1):012x}"
+    head = f"{millis[:8]}-{millis[8:]}-7"
+    raw = os.urandom(10 * n)
+    out = []
+    for i in range(n):
+        rand = int.from_bytes(raw[10 * i : 10 * i + 10], "big")
+        tail = f"{(rand >> 64) & 0xFFF:03x}{0b10 << 62 | (rand & ((1 << 62) - 1)):016x}"
+        out.append(f"{head}{tail[:3]}-{tail[3:7]}-{tail[7:]}")
+    return out
 
 
 def _optional(value: float) -> float | None:
@@ -61,9 +66,9 @@ class _Batch:
     items: list[DecisionRequest]
     valuation: Valuation
     reasons: np.ndarray
-    candidates: list[np.ndarray]  # per unit: treatment indices, best first
+    candidates: list[list[int]]  # per unit: allowed profitable treatment indices, best first
     offers: list[Offer]
-    score: np.ndarray  # (n, k) profit - bid_price * cost
+    best: np.ndarray  # per unit: its best candidate's score (-inf without one)
     now: dt.datetime
     now_us: int
 
@@ -184,21 +189,22 @@ class DecisionEngine:
             raise ServeError(422, "invalid_features", err.one_line()) from None
         score = valuation.profit - self.bid_price * valuation.cost
         eligible = (reasons == Reason.TREATED) & (score > 0)
-        ranked = np.argsort(-score, axis=1, kind="stable")
-        candidates: list[np.ndarray] = []
-        offers: list[Offer] = []
         arms = model.treatments
-        for i in range(len(items)):
-            row = ranked[i][eligible[i, ranked[i]]]
+        keys = new_decision_ids(now_us, len(items))
+        candidates: list[list[int]] = []
+        offers: list[Offer] = []
+        for key, order, allowed, amounts in zip(
+            keys,
+            np.argsort(-score, axis=1, kind="stable").tolist(),
+            eligible.tolist(),
+            to_ledger_units(valuation.cost).tolist(),
+            strict=True,
+        ):
+            row = [j for j in order if allowed[j]]
             candidates.append(row)
-            offers.append(
-                Offer(
-                    key=new_decision_id(now_us),
-                    arms=tuple(arms[j] for j in row),
-                    amounts=tuple(to_ledger_units(valuation.cost[i, j]) for j in row),
-                )
-            )
-        return _Batch(items, valuation, reasons, candidates, offers, score, now, now_us)
+            offers.append(Offer(key, tuple(arms[j] for j in row), tuple(amounts[j] for j in row)))
+        best = np.where(eligible, score, -np.inf).max(axis=1, initial=-np.inf)
+        return _Batch(items, valuation, reasons, candidates, offers, best, now, now_us)
 
     def _records(
         self, prepared: _Batch, grants: list[Grant], model: ServingModel
@@ -254,10 +260,7 @@ def _reused(record: ExposureRecord, batch: bool, index: int) -> ServeError:
 
 def _best_first(prepared: _Batch) -> list[int]:
     """Reservation order: units by their best offered score, highest first."""
-    best = np.array(
-        [prepared.score[i, c[0]] if len(c) else -np.inf for i, c in enumerate(prepared.candidates)]
-    )
-    return np.argsort(-best, kind="stable").tolist()
+    return np.argsort(-prepared.best, kind="stable").tolist()
 
 
 def decision_json(record: ExposureRecord, replayed: bool) -> dict[str, object]:

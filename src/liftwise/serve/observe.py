@@ -9,7 +9,6 @@ budget store and the serving model at scrape time, so they are exact across work
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -17,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import pydantic_core
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -72,14 +72,21 @@ class ServeMetrics:
         )  # fmt: skip
         self.state = _StateCollector()
         self.registry.register(self.state)
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def watch(self, state: Callable[[], Iterable[Metric]]) -> None:
         """Gauges to read at scrape time (budget and model figures)."""
         self.state.source = state
 
     def observe(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs a lock and a lookup: once per route and status
+            children = self._children[key] = (
+                self.requests.labels(route, str(status)), self.latency.labels(route)
+            )  # fmt: skip
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         """The Prometheus text format: every worker's counters when several run."""
@@ -134,7 +141,7 @@ class JsonFormatter(logging.Formatter):
         out.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, separators=(",", ":"))
+        return pydantic_core.to_json(out, fallback=str).decode()
 
 
 class _StderrHandler(logging.StreamHandler):
