@@ -56,7 +56,7 @@ def new_decision_ids(now_us: int, n: int) -> list[str]:
 
 
 def _optional(value: float) -> float | None:
-    return None if value != value else float(value)  # NaN -> null
+    return None if value != value else value  # NaN -> null
 
 
 @dataclass
@@ -219,27 +219,29 @@ class DecisionEngine:
                 chosen[i] = prepared.candidates[i][grant.choice]
             elif grant.reason != Reason.TREATED:
                 fallback[i] = grant.reason
-        columns = decision_columns(chosen, prepared.valuation, prepared.reasons, fallback)
+        # Python lists: indexing numpy arrays element by element costs more than the copy
+        columns = {k: v.tolist() for k, v in decision_columns(
+            chosen, prepared.valuation, prepared.reasons, fallback).items()}  # fmt: skip
         arms = model.treatments
         records = []
-        for i, item in enumerate(prepared.items):
-            treated = bool(chosen[i] >= 0)
+        for i, (item, arm) in enumerate(zip(prepared.items, columns["arm"], strict=True)):
+            treated = arm >= 0
             records.append(
                 ExposureRecord(
                     request_id=item.request_id,
                     decision_id=prepared.offers[i].key,
                     campaign=self.campaign,
                     unit_id=item.unit_id,
-                    arm=arms[chosen[i]] if treated else model.control,
+                    arm=arms[arm] if treated else model.control,
                     effect_arm=arms[columns["best_arm"][i]],
                     treated=treated,
-                    expected_profit=float(columns["expected_profit"][i]),
-                    expected_cost=float(columns["expected_cost"][i]),
+                    expected_profit=columns["expected_profit"][i],
+                    expected_cost=columns["expected_cost"][i],
                     cost_units=grants[i].amount if treated else 0,
                     effect=_optional(columns["effect"][i]),
                     effect_low=_optional(columns["effect_low"][i]),
                     effect_high=_optional(columns["effect_high"][i]),
-                    reason=REASON_LABELS[int(columns["reason"][i])],
+                    reason=REASON_LABELS[columns["reason"][i]],
                     model_name=model.key.name,
                     model_version=model.key.version,
                     decided_at_us=prepared.now_us,
