@@ -94,7 +94,8 @@ def serving(tmp_path: Path, *args: str, workers: int = 2, ready: bool = True,
     log = tmp_path / f"serve-{port}-{time.monotonic_ns()}.log"
     argv = [sys.executable, "-m", "liftwise", "serve", "--port", str(port),
             "--workers", str(workers), *args]  # fmt: skip
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    # TMPDIR: a killed server cannot remove its config directory; leave it in tmp_path
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "TMPDIR": str(tmp_path)}
     with log.open("wb") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)  # fmt: skip
