@@ -1,16 +1,17 @@
-"""The FastAPI app: routes, dependencies, error bodies, lifespan.
+"""The FastAPI app: routes, error bodies, lifespan, and the decision routes' fast path.
 
 ``create_app(config)`` builds everything a worker needs (model, stores, budget) eagerly,
 so a misconfiguration fails at start-up with one line; the lifespan starts the model poller
-(blue-green swaps) and closes the stores. ``app_from_env`` is the factory uvicorn workers
-import by name (``liftwise.serve.app:app_from_env``), reading the config file named by
-``LIFTWISE_SERVE_CONFIG``.
+(blue-green swaps) and closes the stores. ``app_from_env`` is the factory workers import by
+name (``liftwise.serve.app:app_from_env``), reading the config file named by
+``LIFTWISE_SERVE_CONFIG``. The two decision routes are functions of the raw body
+(:class:`DecisionRoutes`) that FastAPI documents and serves, and that a pure ASGI
+middleware (:class:`FastPath`) answers directly on the hot path.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import sqlite3
@@ -573,7 +574,6 @@ def create_app(config: ServeConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.holder.start()
-        gc.freeze()  # start-up objects (model, libraries) leave the collector's scans
         try:
             yield
         finally:
