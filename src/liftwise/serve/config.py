@@ -91,7 +91,8 @@ class ServeConfig(BaseModel):
             )
         if (self.campaign_start is None) != (self.campaign_end is None):
             raise ValueError("give both --campaign-start and --campaign-end, or neither")
-        if self.campaign_start is not None and self.campaign_end <= self.campaign_start:  # type: ignore[operator]
+        start, end = self.campaign_start, self.campaign_end
+        if start is not None and end is not None and _naive_utc(end) <= _naive_utc(start):
             raise ValueError("--campaign-end must be after --campaign-start")
         if not TABLE_NAME.match(self.exposure_table):
             raise ValueError(f"exposure_table {self.exposure_table!r} is not a table name")
