@@ -106,12 +106,11 @@ def run_server(config: ServeConfig, *, host: str, port: int, workers: int) -> No
     _refuse_taken(host, port)
     with tempfile.TemporaryDirectory(prefix="liftwise-serve-") as tmp:
         os.environ[CONFIG_ENV] = str(write_config(config, Path(tmp) / "serve.json"))
-        if workers == 1:
-            worker_main(host, port)
-            return
         metrics_dir = Path(tmp) / "metrics"
         metrics_dir.mkdir()
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
+        # even one worker runs in a child: uvicorn re-raises SIGTERM after its graceful
+        # shutdown, which would end this process before the directory is removed
         Supervisor(host, port, workers).run()
 
 
