@@ -21,6 +21,7 @@ from liftwise.serve.schemas import DecisionRequest
 _NUMBER_TYPES = frozenset({float, int, bool, type(None)})
 
 FieldPath = Callable[[int, str], str]  # (index in this call, field) -> the request's JSON path
+StoreRow = dict[str, float]  # a unit's online-store values by feature name ({} when unknown)
 NO_COLUMNS = pd.DataFrame()  # without eligibility rules nothing reads the frame
 
 
@@ -66,7 +67,7 @@ class FeatureResolver:
         indices: list[int],
         features: tuple[str, ...],
         field: FieldPath,
-    ) -> dict[int, pd.Series]:
+    ) -> dict[int, StoreRow]:
         """Store rows of the units at ``indices``; refuses units the store cannot help."""
         first = indices[0]
         if self.repo is None:
@@ -80,13 +81,12 @@ class FeatureResolver:
         names = [n for n in dict.fromkeys((*features, *self.eligibility_features))
                  if n in self.store_features]  # fmt: skip
         if names:
-            table = self.repo.online_features([items[i].unit_id for i in indices], features=names)
-            values = table.to_numpy(dtype=np.float64)
+            values = self.repo.online_values([items[i].unit_id for i in indices], features=names)
             known = ~np.isnan(values).all(axis=1)
         else:  # the store serves none of these features
             values = np.empty((len(indices), 0))
             known = np.zeros(len(indices), dtype=bool)
-        out: dict[int, pd.Series] = {}
+        out: dict[int, StoreRow] = {}
         for row, i in enumerate(indices):
             if not known[row] and not items[i].features:
                 raise ServeError(
@@ -96,13 +96,13 @@ class FeatureResolver:
                     "features were given inline",
                     field(i, "unit_id"),
                 )
-            out[i] = pd.Series(values[row], index=names) if known[row] else pd.Series(dtype=float)
+            out[i] = dict(zip(names, values[row].tolist(), strict=True)) if known[row] else {}
         return out
 
     def _merge(
         self,
         item: DecisionRequest,
-        store: dict[int, pd.Series],
+        store: dict[int, StoreRow],
         features: tuple[str, ...],
         field: FieldPath,
         i: int,
@@ -115,7 +115,7 @@ class FeatureResolver:
                 value = given[name]
                 if type(value) not in _NUMBER_TYPES:
                     _refuse_mistyped([value], (name,), field, i)
-            elif name in stored.index:
+            elif name in stored:
                 value = stored[name]
             else:
                 where = (
@@ -137,7 +137,7 @@ class FeatureResolver:
         items: Sequence[DecisionRequest],
         X: np.ndarray,
         features: tuple[str, ...],
-        store: dict[int, pd.Series],
+        store: dict[int, StoreRow],
         field: FieldPath,
     ) -> pd.DataFrame:
         """The columns eligibility rules read: model features from X, others from the
@@ -170,7 +170,7 @@ class FeatureResolver:
                         break
                 else:
                     stored = store.get(i)
-                    if stored is not None and name in stored.index:
+                    if stored is not None and name in stored:
                         values.append(stored[name])
                     else:
                         raise ServeError(
