@@ -116,6 +116,7 @@ class FeatureRepo:
         self.meta = meta
         self.world: str = meta["world"]
         self.offline_store = offline_store
+        self._online_plans: dict[tuple[str, ...] | None, tuple[list[str], list[str], str]] = {}
 
     def __repr__(self) -> str:
         return f"FeatureRepo({str(self.path)!r}, world={self.world!r}, build={self.build_dir.name})"
@@ -306,10 +307,6 @@ class FeatureRepo:
             self._online_plans[cache_key] = plan
         return plan
 
-    @cached_property
-    def _online_plans(self) -> dict[tuple[str, ...] | None, tuple[list[str], list[str], str]]:
-        return {}
-
     def online_values(
         self, unit_ids: Sequence[str | int], features: Sequence[str] | None = None
     ) -> np.ndarray:
@@ -343,9 +340,9 @@ class FeatureRepo:
         """:meth:`online_values` as a table: columns the features, index the ids in the order
         given (named after the join key)."""
         names, _, key = self._online_plan(features)
-        values = self.online_values(unit_ids, features)
-        ids = _integer_ids(pd.Series(list(unit_ids), dtype=object), key)
-        return pd.DataFrame(values, columns=names, index=pd.Index(ids.to_numpy(), name=key))
+        ids = _integer_ids(pd.Series(list(unit_ids), dtype=object), key).tolist()
+        values = self.online_values(ids, features)
+        return pd.DataFrame(values, columns=names, index=pd.Index(ids, dtype=np.int64, name=key))
 
 
 def _integer_ids(values: pd.Series, column: str) -> pd.Series:
