@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from liftwise.cli.app import app, console, progress_bar, stdout
 from liftwise.errors import UserError
+
+if TYPE_CHECKING:
+    from liftwise.experiment.world import WorldDesign
 
 experiment_app = typer.Typer(
     name="experiment",
@@ -350,10 +353,10 @@ def from_world_command(
     paths = write_world_experiment(
         world,
         out,
-        design=design,
+        design=cast("WorldDesign", design),  # checked against the two designs above
         policy=decisions,
         exposure_days=exposure_days,
-        seed=seed,  # type: ignore[arg-type]
+        seed=seed,
     )
     stdout.print(f"wrote {', '.join(str(p) for p in paths.values())}")
     stdout.print(

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from liftwise.errors import UserError
 
-EVENT_SCHEMA_VERSION = "1"
+EVENT_SCHEMA_VERSION: Literal["1"] = "1"
 
 
 class _Event(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ def bootstrap_ci(
     return Interval(estimate, float(low), float(high), float(replicates.std(ddof=1)))
 
 
-def _max_profit_value(*args: object, **kwargs: object) -> float:
+def _max_profit_value(*args: Any, **kwargs: Any) -> float:
     return metrics.max_profit(*args, **kwargs)[1]
 
 

@@ -117,8 +117,8 @@ def _folds(
 def _one_hot_arms(treatment_or_arm: np.ndarray | int, n: int, n_arms: int) -> np.ndarray:
     """K indicator columns (arm 1..K); control is all zeros."""
     out = np.zeros((n, n_arms - 1))
-    if np.isscalar(treatment_or_arm):
-        if int(treatment_or_arm) > 0:
+    if isinstance(treatment_or_arm, int | np.integer):
+        if treatment_or_arm > 0:
             out[:, int(treatment_or_arm) - 1] = 1.0
         return out
     t = np.asarray(treatment_or_arm)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from liftwise.errors import UserError
 from liftwise.learn.base import UpliftLearner
 
+if TYPE_CHECKING:  # meta imports the base models; keep this registry light
+    from liftwise.learn.meta import MetaKind
+
 Builder = Callable[[int, tuple[float, ...] | None], UpliftLearner]
+_META_KINDS: tuple[MetaKind, ...] = ("s", "t", "x", "dr")
 
 # Race settings of the DR-learner: 2 folds and 10 bootstrap final stages keep it within a
 # few times a T-learner's cost while still giving per-unit intervals.
 DR_RACE_PARAMS = {"n_folds": 2, "n_bootstrap": 10}
 
 
-def _meta(kind: str, base: str) -> Builder:
+def _meta(kind: MetaKind, base: str) -> Builder:
     def build(seed: int, propensity: tuple[float, ...] | None) -> UpliftLearner:
         from liftwise.learn.meta import make_meta_learner
 
@@ -33,8 +38,8 @@ def _forest(seed: int, propensity: tuple[float, ...] | None) -> UpliftLearner:
 
 
 LEARNERS: dict[str, Builder] = {
-    **{f"{kind}_lgbm": _meta(kind, "lightgbm") for kind in ("s", "t", "x", "dr")},
-    **{f"{kind}_catboost": _meta(kind, "catboost") for kind in ("s", "t", "x", "dr")},
+    **{f"{kind}_lgbm": _meta(kind, "lightgbm") for kind in _META_KINDS},
+    **{f"{kind}_catboost": _meta(kind, "catboost") for kind in _META_KINDS},
     "uplift_forest": _forest,
 }
 

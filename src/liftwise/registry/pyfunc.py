@@ -104,11 +104,11 @@ def signature(bundle: ModelBundle) -> Any:
     """The MLflow signature: float features plus an optional ``unit_id`` in, the columns of
     :func:`predict_frame` out."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
-    inputs = [ColSpec("double", name) for name in bundle.features]
+    inputs: list[ColSpec | TensorSpec] = [ColSpec("double", name) for name in bundle.features]
     inputs.append(ColSpec("long", UNIT_ID, required=False))
-    outputs = [
+    outputs: list[ColSpec | TensorSpec] = [
         ColSpec("long" if name == UNIT_ID else "string" if name == "best_arm" else "double", name)
         for name in output_columns(bundle)
     ]

@@ -19,7 +19,7 @@ import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -409,9 +409,11 @@ class RedisBudget:
             self._release(keys=self.keys, args=list(keys))
 
     def state(self) -> BudgetState:
-        spent, units, pending = self.client.pipeline().get(self.keys[0]).hgetall(
-            self.keys[1]
-        ).hlen(self.keys[2]).execute()  # fmt: skip
+        pipe = self.client.pipeline()  # one round trip for the three reads
+        pipe.get(self.keys[0])
+        pipe.hgetall(self.keys[1])
+        pipe.hlen(self.keys[2])
+        spent, units, pending = pipe.execute()
         return BudgetState(
             int(spent or 0), {k.decode(): int(v) for k, v in units.items()}, int(pending)
         )
@@ -419,7 +421,7 @@ class RedisBudget:
     def pending(self) -> dict[str, int]:
         return {
             k.decode(): int(v.decode().rsplit("|", 1)[1])
-            for k, v in self.client.hgetall(self.keys[2]).items()
+            for k, v in cast("dict[bytes, bytes]", self.client.hgetall(self.keys[2])).items()
         }
 
     def reconcile(self, logged: Callable[[list[str]], set[str]], before_us: int) -> int:

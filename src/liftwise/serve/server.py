@@ -24,10 +24,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from liftwise.errors import UserError
 from liftwise.serve.config import CONFIG_ENV, ServeConfig, write_config
 from liftwise.serve.observe import MULTIPROC_ENV
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("liftwise.serve")
 
@@ -78,7 +82,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(app: object) -> object:
+def _uvicorn_config(app: Any) -> uvicorn.Config:
     import uvicorn
 
     return uvicorn.Config(
@@ -98,7 +102,7 @@ def worker_main(host: str, port: int) -> None:
     app = app_from_env()
     sock = listen(host, port)  # from here the kernel hands this worker its share
     log.info("worker listening", extra={"event": "worker_listening", "host": host, "port": port})
-    uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])  # type: ignore[arg-type]
+    uvicorn.Server(_uvicorn_config(app)).run(sockets=[sock])
 
 
 def run_server(config: ServeConfig, *, host: str, port: int, workers: int) -> None:
