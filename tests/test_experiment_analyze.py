@@ -18,15 +18,11 @@ from scipy import stats
 from liftwise.errors import UserError
 from liftwise.experiment.analyze import analyze_files, analyze_tables
 from liftwise.experiment.config import parse_config
-from liftwise.experiment.multiple import holm
 from liftwise.experiment.report import write_report
-from liftwise.experiment.stats import (
-    JointMoments,
-    Moments,
-    cuped_difference,
-    mean_difference,
-    ratio_moments,
-)
+from liftwise.stats.cuped import cuped_difference
+from liftwise.stats.moments import JointMoments, Moments, ratio_moments
+from liftwise.stats.multiple import holm
+from liftwise.stats.welch import mean_difference
 
 ARMS = ("control", "a", "b")
 SEGMENTS = [f"s{i}" for i in range(8)]

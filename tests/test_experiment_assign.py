@@ -20,7 +20,7 @@ from liftwise.experiment.assign import (
     uniformity_check,
     unit_keys,
 )
-from liftwise.experiment.srm import srm_check
+from liftwise.stats.srm import srm_check
 
 # (salt, unit id, first 8 bytes of SHA-256("salt:id") in hex, bucket): docs/experiments.md
 GOLDEN = [

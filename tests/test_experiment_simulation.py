@@ -21,19 +21,13 @@ from scipy import stats
 
 from liftwise.experiment.analyze import analyze_tables
 from liftwise.experiment.assign import Design, arm_indices, assign_units, buckets
-from liftwise.experiment.multiple import holm
-from liftwise.experiment.sequential import half_width, sequential_estimate
-from liftwise.experiment.srm import srm_check
-from liftwise.experiment.stats import (
-    JointMoments,
-    Moments,
-    cuped_difference,
-    mean_difference,
-    proportion_moments,
-    ratio_moments,
-    relative_difference,
-)
 from liftwise.experiment.world import design_offers, world_experiment
+from liftwise.stats.cuped import cuped_difference
+from liftwise.stats.moments import JointMoments, Moments, proportion_moments, ratio_moments
+from liftwise.stats.multiple import holm
+from liftwise.stats.sequential import half_width, sequential_estimate
+from liftwise.stats.srm import srm_check
+from liftwise.stats.welch import mean_difference, relative_difference
 
 ALPHA = 0.05
 

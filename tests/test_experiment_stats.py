@@ -33,31 +33,21 @@ from statsmodels.stats.proportion import (
 )
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from liftwise.experiment.multiple import adjust, benjamini_hochberg, holm
-from liftwise.experiment.segments import cochran_q, segment_effects
-from liftwise.experiment.sequential import (
+from liftwise.stats.cuped import cuped_difference
+from liftwise.stats.moments import JointMoments, Moments, pool, proportion_moments, ratio_moments
+from liftwise.stats.multiple import adjust, benjamini_hochberg, holm
+from liftwise.stats.noninferiority import non_inferiority
+from liftwise.stats.power import minimum_detectable_effect, power, sample_size
+from liftwise.stats.proportions import pooled_proportion_ztest, proportion_difference
+from liftwise.stats.segments import cochran_q, segment_effects
+from liftwise.stats.sequential import (
     always_valid_p_value,
     half_width,
     mixture_rho,
     sequential_estimate,
 )
-from liftwise.experiment.srm import srm_check
-from liftwise.experiment.stats import (
-    JointMoments,
-    Moments,
-    cuped_difference,
-    mean_difference,
-    minimum_detectable_effect,
-    non_inferiority,
-    pool,
-    pooled_proportion_ztest,
-    power,
-    proportion_difference,
-    proportion_moments,
-    ratio_moments,
-    relative_difference,
-    sample_size,
-)
+from liftwise.stats.srm import srm_check
+from liftwise.stats.welch import mean_difference, relative_difference, sample_mean_difference
 
 TIGHT = {"rtol": 1e-9, "atol": 1e-12}
 
@@ -103,6 +93,25 @@ def test_welch_equals_scipy_and_statsmodels(seed):
     # against a non-zero null as well
     shifted = mean_difference(Moments.from_values(ya), Moments.from_values(yb), null=2.0)
     assert np.allclose(shifted.p_value, compare.ttest_ind(usevar="unequal", value=2.0)[1], **TIGHT)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sample_mean_difference_is_welch_on_raw_values(seed):
+    """The raw-values entry point (what a model card calls): Welch's t interval as scipy's,
+    and with ``normal=True`` the z interval effect +- z_{1-alpha/2} se at any confidence."""
+    (control, _), (treatment, _) = samples(seed)
+    welch = sample_mean_difference(control, treatment, alpha=0.05)
+    ci = stats.ttest_ind(treatment, control, equal_var=False).confidence_interval(0.95)
+    assert np.allclose([welch.ci_low, welch.ci_high], [ci.low, ci.high], **TIGHT)
+    se = np.sqrt(control.var(ddof=1) / control.size + treatment.var(ddof=1) / treatment.size)
+    effect = treatment.mean() - control.mean()
+    for alpha in (0.05, 0.2):
+        z = sample_mean_difference(control, treatment, alpha=alpha, normal=True)
+        half = stats.norm.ppf(1 - alpha / 2) * se
+        assert np.allclose(
+            [z.estimate, z.ci_low, z.ci_high], [effect, effect - half, effect + half], **TIGHT
+        )
+        assert np.isinf(z.dof)
 
 
 def test_moments_from_sums_and_pooling_match_the_data():

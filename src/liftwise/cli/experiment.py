@@ -390,7 +390,7 @@ def power_command(
     test: Annotated[str, typer.Option(help="z (default) or t.")] = "z",
 ) -> None:
     """Plan an experiment: units needed for an effect, or the effect detectable with n units."""
-    from liftwise.experiment.stats import minimum_detectable_effect, proportion_sd, sample_size
+    from liftwise.stats.power import minimum_detectable_effect, proportion_sd, sample_size
 
     if (sd is None) == (baseline_rate is None):
         raise UserError("give exactly one of --sd and --baseline-rate", option="--sd")

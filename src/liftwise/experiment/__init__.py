@@ -1,13 +1,14 @@
 """The experimentation engine: assignment, analysis and the experiment report.
 
 - :mod:`assign`: deterministic salted hashing, arm weights and coverage, holdout, layers.
-- :mod:`stats`, :mod:`sequential`, :mod:`srm`, :mod:`multiple`, :mod:`segments`,
-  :mod:`profit`: pure statistics over summary statistics (docs/experiments.md).
+- :mod:`config`: the typed analysis config (metrics, guardrails, segments, profit).
 - :mod:`data`, :mod:`aggregate`, :mod:`analyze`, :mod:`report`: exposures + outcomes in,
-  ``summary.json`` and ``report.html`` out.
+  ``summary.json`` and ``report.html`` out; every statistic comes from the pure core
+  :mod:`liftwise.stats` (docs/experiments.md).
 - :mod:`world`: a synthetic world's campaign as ready-to-analyse files.
 
-Exports load on first use, so ``liftwise.experiment.stats`` stays free of matplotlib.
+Exports load on first use, so importing one module (``assign`` for serving, say) does not
+pull in matplotlib.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from liftwise.experiment.data import NO_OUTCOME_LEVEL, UnitData
-from liftwise.experiment.stats import JointMoments, Moments, proportion_moments
+from liftwise.stats.moments import JointMoments, Moments, proportion_moments
 
 Pair = tuple[str, str]
 
@@ -126,17 +126,17 @@ def aggregate(
     sums_by_plan: list[dict[str, np.ndarray]] = [{} for _ in plans]
     products_by_plan: list[dict[Pair, np.ndarray]] = [{} for _ in plans]
     for column, values in columns.items():
-        for target, (_, _, s, t, code) in zip(sums_by_plan, plans, strict=True):
-            target[column] = cells(code, s, t, values)
+        for plan_sums, (_, _, s, t, code) in zip(sums_by_plan, plans, strict=True):
+            plan_sums[column] = cells(code, s, t, values)
     buffer = np.empty(row.size, dtype=np.float64)
     for a, b in pair_list:
         if a == b and a in units.binary:  # 0/1: the square is the value itself
-            for target, source in zip(products_by_plan, sums_by_plan, strict=True):
-                target[(a, b)] = source[a]
+            for plan_products, plan_sums in zip(products_by_plan, sums_by_plan, strict=True):
+                plan_products[(a, b)] = plan_sums[a]
             continue
         np.multiply(columns[a], columns[b], out=buffer)
-        for target, (_, _, s, t, code) in zip(products_by_plan, plans, strict=True):
-            target[(a, b)] = cells(code, s, t, buffer)
+        for plan_products, (_, _, s, t, code) in zip(products_by_plan, plans, strict=True):
+            plan_products[(a, b)] = cells(code, s, t, buffer)
     for (name, levels, s, t, code), sums, products in zip(
         plans, sums_by_plan, products_by_plan, strict=True
     ):

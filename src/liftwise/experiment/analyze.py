@@ -27,20 +27,16 @@ from liftwise.experiment.data import (
     read_exposures,
     read_table,
 )
-from liftwise.experiment.multiple import adjust
-from liftwise.experiment.profit import NetProfitUplift, net_profit_uplift
-from liftwise.experiment.segments import SegmentEffects, segment_effects
-from liftwise.experiment.sequential import sequential_estimate
-from liftwise.experiment.srm import SrmResult, srm_check
-from liftwise.experiment.stats import (
-    Estimate,
-    NonInferiority,
-    cuped_difference,
-    mean_difference,
-    non_inferiority,
-    ratio_moments,
-    relative_difference,
-)
+from liftwise.stats.cuped import cuped_difference
+from liftwise.stats.estimate import Estimate
+from liftwise.stats.moments import ratio_moments
+from liftwise.stats.multiple import adjust
+from liftwise.stats.noninferiority import NonInferiority, non_inferiority
+from liftwise.stats.profit import NetProfitUplift, net_profit_uplift
+from liftwise.stats.segments import SegmentEffects, segment_effects
+from liftwise.stats.sequential import sequential_estimate
+from liftwise.stats.srm import SrmResult, srm_check
+from liftwise.stats.welch import mean_difference, relative_difference
 
 NET_PROFIT = "net_profit"
 Kind = Literal["binary", "continuous", "ratio"]

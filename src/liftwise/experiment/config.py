@@ -13,9 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from liftwise.errors import UserError
-from liftwise.experiment.multiple import Correction
-from liftwise.experiment.sequential import DEFAULT_TUNING
-from liftwise.experiment.srm import DEFAULT_THRESHOLD
+from liftwise.stats.multiple import Correction
+from liftwise.stats.sequential import DEFAULT_TUNING
+from liftwise.stats.srm import DEFAULT_THRESHOLD
 
 MetricType = Literal["binary", "continuous", "ratio"]
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from liftwise.experiment.stats import Array, Estimate, float_array, scalar_or_array
+from liftwise.stats.arrays import Array, float_array, scalar_or_array
+from liftwise.stats.estimate import Estimate
 
 DEFAULT_TUNING = 5000.0
 

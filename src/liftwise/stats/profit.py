@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from liftwise.experiment.stats import (
-    Estimate,
-    JointMoments,
-    Moments,
-    cuped_difference,
-    mean_difference,
-)
+from liftwise.stats.cuped import cuped_difference
+from liftwise.stats.estimate import Estimate
+from liftwise.stats.moments import JointMoments, Moments
+from liftwise.stats.welch import mean_difference
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from liftwise.experiment.multiple import holm
-from liftwise.experiment.stats import Estimate
+from liftwise.stats.estimate import Estimate
+from liftwise.stats.multiple import holm
 
 
 @dataclass(frozen=True)
