@@ -89,14 +89,28 @@ def serve_command(
     from liftwise.serve.server import check_config, free_port, run_server
 
     config = build_config(
-        model_dir=model, model_name=model_name, budget=budget, decision_config=guardrails,
-        campaign=campaign, campaign_start=campaign_start, campaign_end=campaign_end,
-        pacing=pacing, bid_price=bid_price, data_dir=data_dir, tracking_uri=tracking_uri,
-        exposure_log=exposure_log, exposure_table=exposure_table, budget_store=budget_store,
-        redis_url=redis_url, feature_repo=feature_repo, max_batch=max_batch,
-        poll_seconds=poll_seconds, sqlite_synchronous=sqlite_synchronous.upper(),
-        reservation_grace_seconds=reservation_grace_seconds, log_requests=log_requests,
-    )  # fmt: skip
+        model_dir=model,
+        model_name=model_name,
+        budget=budget,
+        decision_config=guardrails,
+        campaign=campaign,
+        campaign_start=campaign_start,
+        campaign_end=campaign_end,
+        pacing=pacing,
+        bid_price=bid_price,
+        data_dir=data_dir,
+        tracking_uri=tracking_uri,
+        exposure_log=exposure_log,
+        exposure_table=exposure_table,
+        budget_store=budget_store,
+        redis_url=redis_url,
+        feature_repo=feature_repo,
+        max_batch=max_batch,
+        poll_seconds=poll_seconds,
+        sqlite_synchronous=sqlite_synchronous.upper(),
+        reservation_grace_seconds=reservation_grace_seconds,
+        log_requests=log_requests,
+    )
     serving = check_config(config)
     port = port or free_port(host)
     stdout.print(f"serving {serving} on http://{host}:{port} ({workers} worker(s)); docs at /docs")

@@ -194,9 +194,19 @@ class Transaction:
         cursor = self.connection.execute(
             "INSERT INTO audit_log (at, model, action, version, from_version, to_version, by, "
             "note, run_id, registry_uri) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, model, action, version, from_version, to_version, by.strip(), note, run_id,
-             registry_uri),
-        )  # fmt: skip
+            (
+                at,
+                model,
+                action,
+                version,
+                from_version,
+                to_version,
+                by.strip(),
+                note,
+                run_id,
+                registry_uri,
+            ),
+        )
         return AuditEntry(
             id=int(cursor.lastrowid or 0),
             at=_parse(at),

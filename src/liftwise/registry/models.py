@@ -167,8 +167,9 @@ class ModelRegistry:
         """A new version of ``name`` from a run logged by ``log_race``: alias
         ``challenger``, model card v1 logged to the run and linked from the version."""
         if not name.strip() or any(c in name for c in "/:'\""):
-            raise UserError(f"model names are non-empty, without / : or quotes: {name!r}",
-                            option="NAME")  # fmt: skip
+            raise UserError(
+                f"model names are non-empty, without / : or quotes: {name!r}", option="NAME"
+            )
         run = self._run(run_id)
         model_id = run.data.tags.get(TAG_MODEL_ID)
         if not model_id:
@@ -206,10 +207,14 @@ class ModelRegistry:
         self.client.set_registered_model_alias(name, CHALLENGER, number)
         self._write_card(name, number, run, previous[-1] if previous else None)
         self.audit.append(
-            model=name, action="register", version=number, by=by or _user(),
-            note=f"run {run_id}, winner {winner}", run_id=run_id,
+            model=name,
+            action="register",
+            version=number,
+            by=by or _user(),
+            note=f"run {run_id}, winner {winner}",
+            run_id=run_id,
             registry_uri=self.settings.registry,
-        )  # fmt: skip
+        )
         return self._fresh(name, number)
 
     def _run(self, run_id: str) -> Any:
@@ -261,10 +266,12 @@ class ModelRegistry:
                     (out / CARD_IMAGES[graphic.name]).write_bytes(base64.b64decode(graphic.image))
             folder = f"card/{name}/v{version}"
             self.client.log_artifacts(run_id, str(out), artifact_path=folder)
-        self.client.set_model_version_tag(name, str(version), TAG_CARD,
-                                          f"runs:/{run_id}/{folder}/model_card.html")  # fmt: skip
-        self.client.set_model_version_tag(name, str(version), TAG_CARD_MD,
-                                          f"runs:/{run_id}/{folder}/model_card.md")  # fmt: skip
+        self.client.set_model_version_tag(
+            name, str(version), TAG_CARD, f"runs:/{run_id}/{folder}/model_card.html"
+        )
+        self.client.set_model_version_tag(
+            name, str(version), TAG_CARD_MD, f"runs:/{run_id}/{folder}/model_card.md"
+        )
 
     def _run_link(self, run: Any) -> str:
         experiment, run_id = run.info.experiment_id, run.info.run_id
@@ -282,9 +289,13 @@ class ModelRegistry:
             raise UserError("say why this version is approved (not empty)", option="--note")
         with self.audit.transaction() as tx:
             entry = tx.append(
-                model=name, action="approve", version=version, by=by, note=note.strip(),
+                model=name,
+                action="approve",
+                version=version,
+                by=by,
+                note=note.strip(),
                 registry_uri=self.settings.registry,
-            )  # fmt: skip
+            )
             for key, value in (
                 (TAG_APPROVED_BY, entry.by),
                 (TAG_APPROVED_AT, entry.at.isoformat()),
@@ -313,10 +324,15 @@ class ModelRegistry:
             if self._alias(name, CHALLENGER) == version:
                 self.client.delete_registered_model_alias(name, CHALLENGER)
             tx.append(
-                model=name, action="promote", version=version, by=by or _user(),
+                model=name,
+                action="promote",
+                version=version,
+                by=by or _user(),
                 note=f"approved by {approval.by}: {approval.note}",
-                from_version=current, to_version=version, registry_uri=self.settings.registry,
-            )  # fmt: skip
+                from_version=current,
+                to_version=version,
+                registry_uri=self.settings.registry,
+            )
         return self._fresh(name, version)
 
     def rollback(self, name: str, *, by: str | None = None, note: str = "") -> ModelRef:
@@ -348,9 +364,15 @@ class ModelRegistry:
             elif self._alias(name, PREVIOUS_CHAMPION) is not None:
                 self.client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
             tx.append(
-                model=name, action="rollback", version=target, by=by or _user(), note=note,
-                from_version=current, to_version=target, registry_uri=self.settings.registry,
-            )  # fmt: skip
+                model=name,
+                action="rollback",
+                version=target,
+                by=by or _user(),
+                note=note,
+                from_version=current,
+                to_version=target,
+                registry_uri=self.settings.registry,
+            )
         return self._fresh(name, target)
 
     # ------------------------------------------------------------------ queries

@@ -242,9 +242,15 @@ def log_race(
             name: (race_dir / "plots" / file).read_bytes() for name, file in CARD_IMAGES.items()
         }
         card = card_from_race(
-            result, bundle, frame, dataset=dataset, feature_versions=feature_versions,
-            segments=segments, images=images, context=card_context,
-        )  # fmt: skip
+            result,
+            bundle,
+            frame,
+            dataset=dataset,
+            feature_versions=feature_versions,
+            segments=segments,
+            images=images,
+            context=card_context,
+        )
         write_json(staged / CARD_INPUTS, card.model_dump(mode="json"))
         frame_hash = frame_sha256(frame.data)
         write_json(

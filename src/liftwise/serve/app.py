@@ -137,17 +137,32 @@ class Service:
 
     def state_metrics(self) -> Iterable[Metric]:
         budget = self.ledger.budget_state()
-        yield gauge("liftwise_budget_total", "Campaign budget.", from_ledger_units(self.pacing.total),
-                    {"campaign": self.config.campaign})  # fmt: skip
-        yield gauge("liftwise_budget_spent", "Expected cost reserved so far (all workers).",
-                    from_ledger_units(budget.spent), {"campaign": self.config.campaign})  # fmt: skip
-        yield gauge("liftwise_budget_allowed", "Spend the pacing allows by now.",
-                    from_ledger_units(self.pacing.allowance(utc_now())),
-                    {"campaign": self.config.campaign})  # fmt: skip
+        yield gauge(
+            "liftwise_budget_total",
+            "Campaign budget.",
+            from_ledger_units(self.pacing.total),
+            {"campaign": self.config.campaign},
+        )
+        yield gauge(
+            "liftwise_budget_spent",
+            "Expected cost reserved so far (all workers).",
+            from_ledger_units(budget.spent),
+            {"campaign": self.config.campaign},
+        )
+        yield gauge(
+            "liftwise_budget_allowed",
+            "Spend the pacing allows by now.",
+            from_ledger_units(self.pacing.allowance(utc_now())),
+            {"campaign": self.config.campaign},
+        )
         model = self.holder.current
         if model is not None:
-            yield gauge("liftwise_model_info", "The model version this worker serves.", 1.0,
-                        {"name": model.key.name, "version": model.key.version})  # fmt: skip
+            yield gauge(
+                "liftwise_model_info",
+                "The model version this worker serves.",
+                1.0,
+                {"name": model.key.name, "version": model.key.version},
+            )
 
     def close(self) -> None:
         self.holder.stop()
@@ -176,8 +191,10 @@ def open_ledger(config: ServeConfig, settings: Settings, logger: logging.Logger)
     ledger = SplitLedger(log_, budget)
     released = ledger.reconcile(int(config.reservation_grace_seconds * 1e6), micros(utc_now()))
     if released:
-        logger.warning("released orphaned budget reservations",
-                       extra={"event": "budget_reconciled", "released": released})  # fmt: skip
+        logger.warning(
+            "released orphaned budget reservations",
+            extra={"event": "budget_reconciled", "released": released},
+        )
     return ledger
 
 
@@ -226,9 +243,13 @@ def build_service(config: ServeConfig) -> Service:
     def on_swap(old: ServingModel | None, new: ServingModel) -> None:
         logger.info(
             "model swapped",
-            extra={"event": "model_swap", "model": new.key.name, "version": new.key.version,
-                   "from_version": old.key.version if old else None},
-        )  # fmt: skip
+            extra={
+                "event": "model_swap",
+                "model": new.key.name,
+                "version": new.key.version,
+                "from_version": old.key.version if old else None,
+            },
+        )
         if old is not None:  # the first load is not a swap
             metrics.swaps.inc()
 
@@ -341,14 +362,20 @@ def _install_error_handlers(app: FastAPI, logger: logging.Logger) -> None:
     async def answer(request: Request, exc: Exception) -> Response:
         error = as_serve_error(exc, logger)
         info = request.scope.setdefault("liftwise", {})
-        return Response(_error_body(error, info), status_code=error.status, media_type=JSON,
-                        headers=_headers(error.status))  # fmt: skip
+        return Response(
+            _error_body(error, info),
+            status_code=error.status,
+            media_type=JSON,
+            headers=_headers(error.status),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        return await answer(request, ServeError(422, "invalid_request", message, _field_path(first["loc"])))  # fmt: skip
+        return await answer(
+            request, ServeError(422, "invalid_request", message, _field_path(first["loc"]))
+        )
 
     for kind in (ServeError, UserError, *STORE_ERRORS):  # answered inside the middleware,
         app.add_exception_handler(kind, answer)  # so /metrics counts the status
@@ -380,8 +407,13 @@ class DecisionRoutes:
             return self._refused(exc, info)
         service.count([result])
         record = result.record
-        info.update(arm=record.arm, reason=record.reason, decision_id=record.decision_id,
-                    model_version=record.model_version, replayed=result.replayed)  # fmt: skip
+        info.update(
+            arm=record.arm,
+            reason=record.reason,
+            decision_id=record.decision_id,
+            model_version=record.model_version,
+            replayed=result.replayed,
+        )
         return 200, pydantic_core.to_json(decision_json(record, result.replayed))
 
     async def many(self, body: bytes, info: dict[str, Any]) -> tuple[int, bytes]:
@@ -394,8 +426,11 @@ class DecisionRoutes:
         except Exception as exc:
             return self._refused(exc, info)
         service.count(results)
-        info.update(model_version=model.key.version, treated=sum(r.record.treated for r in results),
-                    replayed=sum(r.replayed for r in results))  # fmt: skip
+        info.update(
+            model_version=model.key.version,
+            treated=sum(r.record.treated for r in results),
+            replayed=sum(r.replayed for r in results),
+        )
         payload = {"decisions": [decision_json(r.record, r.replayed) for r in results]}
         return 200, pydantic_core.to_json(payload)
 
@@ -430,7 +465,10 @@ class FastPath:
             if not message.get("more_body", False):
                 break
         status, payload = await handler(b"".join(chunks), scope.setdefault("liftwise", {}))
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]  # fmt: skip
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
         if status == 503:
             headers.append((b"retry-after", b"1"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -480,9 +518,13 @@ def _routes(decisions: DecisionRoutes) -> APIRouter:
     router = APIRouter()
 
     @router.post(
-        "/v1/decisions", response_model=Decision, responses=ERRORS, tags=["decisions"],
-        summary="Decide for one unit", openapi_extra=_request_body(DecisionRequest),
-    )  # fmt: skip
+        "/v1/decisions",
+        response_model=Decision,
+        responses=ERRORS,
+        tags=["decisions"],
+        summary="Decide for one unit",
+        openapi_extra=_request_body(DecisionRequest),
+    )
     async def decide_one(request: Request) -> Response:
         """Score the unit with the serving model, apply the guardrails and the shared
         budget, log the exposure, return the decision. A retried ``request_id`` returns the
@@ -492,10 +534,13 @@ def _routes(decisions: DecisionRoutes) -> APIRouter:
         return Response(payload, status_code=status, media_type=JSON, headers=_headers(status))
 
     @router.post(
-        "/v1/decisions:batch", response_model=BatchDecisionResponse, responses=ERRORS,
-        tags=["decisions"], summary="Decide for many units",
+        "/v1/decisions:batch",
+        response_model=BatchDecisionResponse,
+        responses=ERRORS,
+        tags=["decisions"],
+        summary="Decide for many units",
         openapi_extra=_request_body(decisions.batch),
-    )  # fmt: skip
+    )
     async def decide_many(request: Request) -> Response:
         """Up to the server's ``max_batch`` units; a refused unit refuses the whole batch
         (nothing logged, nothing spent). Better units reserve budget first."""
@@ -532,8 +577,12 @@ def _routes(decisions: DecisionRoutes) -> APIRouter:
         """The process is up (liveness)."""
         return Health(status="ok")
 
-    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}},
-                tags=["operations"])  # fmt: skip
+    @router.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness}},
+        tags=["operations"],
+    )
     def readyz(service: ServiceDep) -> Response:
         """Model loaded and every store reachable (readiness)."""
         checks: dict[str, str] = {}
@@ -558,8 +607,12 @@ def _routes(decisions: DecisionRoutes) -> APIRouter:
         )
         return Response(body.model_dump_json(), status_code=200 if ready else 503, media_type=JSON)
 
-    @router.get("/metrics", tags=["operations"], response_class=Response,
-                responses={200: {"content": {"text/plain": {}}}})  # fmt: skip
+    @router.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
     def metrics(service: ServiceDep) -> Response:
         """Prometheus text format (every worker's counters when several run)."""
         return Response(service.metrics.exposition(), media_type="text/plain; version=0.0.4")
@@ -595,8 +648,12 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.include_router(_routes(decisions))
     _with_request_schemas(app, [DecisionRequest, decisions.batch])
     app.add_middleware(FastPath, routes=decisions)  # inside ObserveMiddleware (added last)
-    app.add_middleware(ObserveMiddleware, metrics=service.metrics, logger=service.logger,
-                       log_requests=config.log_requests)  # fmt: skip
+    app.add_middleware(
+        ObserveMiddleware,
+        metrics=service.metrics,
+        logger=service.logger,
+        log_requests=config.log_requests,
+    )
     return app
 
 

@@ -396,9 +396,11 @@ class RedisBudget:
             args=[payload, limits.total, limits.paced, capacity, now_us, int(pending)],
         )
         return [
-            Grant(int(c), Reason.TREATED, o.amounts[int(c)]) if int(c) >= 0 else Grant(-1, Reason(int(r)))
+            Grant(int(c), Reason.TREATED, o.amounts[int(c)])
+            if int(c) >= 0
+            else Grant(-1, Reason(int(r)))
             for o, (c, r) in zip(offers, raw, strict=True)
-        ]  # fmt: skip
+        ]
 
     def confirm(self, keys: Sequence[str]) -> None:
         if keys:

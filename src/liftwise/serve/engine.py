@@ -220,8 +220,12 @@ class DecisionEngine:
             elif grant.reason != Reason.TREATED:
                 fallback[i] = grant.reason
         # Python lists: indexing numpy arrays element by element costs more than the copy
-        columns = {k: v.tolist() for k, v in decision_columns(
-            chosen, prepared.valuation, prepared.reasons, fallback).items()}  # fmt: skip
+        columns = {
+            k: v.tolist()
+            for k, v in decision_columns(
+                chosen, prepared.valuation, prepared.reasons, fallback
+            ).items()
+        }
         arms = model.treatments
         records = []
         for i, (item, arm) in enumerate(zip(prepared.items, columns["arm"], strict=True)):

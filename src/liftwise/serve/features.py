@@ -78,8 +78,11 @@ class FeatureResolver:
                 "missing (give it inline: this server has no online feature store)",
                 field(first, f"features.{missing}"),
             )
-        names = [n for n in dict.fromkeys((*features, *self.eligibility_features))
-                 if n in self.store_features]  # fmt: skip
+        names = [
+            n
+            for n in dict.fromkeys((*features, *self.eligibility_features))
+            if n in self.store_features
+        ]
         if names:
             values = self.repo.online_values([items[i].unit_id for i in indices], features=names)
             known = ~np.isnan(values).all(axis=1)

@@ -38,9 +38,14 @@ class Ledger(Protocol):
     def lookup(self, request_ids: Sequence[str]) -> dict[str, ExposureRecord]: ...
 
     def commit(
-        self, request_ids: list[str], offers: list[Offer], limits: Limits, now_us: int,
-        finalize: Finalize, order: list[int] | None = None,
-    ) -> list[Committed]:  # fmt: skip
+        self,
+        request_ids: list[str],
+        offers: list[Offer],
+        limits: Limits,
+        now_us: int,
+        finalize: Finalize,
+        order: list[int] | None = None,
+    ) -> list[Committed]:
         """Reserve for ``offers`` (aligned with ``request_ids``; unique ids) in ``order``,
         let ``finalize(grants)`` make the records, store them; one result per request id
         (a request id logged meanwhile by another request is answered from the log)."""

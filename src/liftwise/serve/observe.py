@@ -23,8 +23,21 @@ from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-)  # fmt: skip
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
 ROUTES = (
     "/v1/decisions",
     "/v1/decisions:batch",
@@ -47,29 +60,40 @@ class ServeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "liftwise_serve_requests", "HTTP requests by route and status.",
-            ["route", "status"], registry=self.registry,
-        )  # fmt: skip
+            "liftwise_serve_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            registry=self.registry,
+        )
         self.errors = Counter(
-            "liftwise_serve_errors", "Refused or failed requests by route and error code.",
-            ["route", "error"], registry=self.registry,
-        )  # fmt: skip
+            "liftwise_serve_errors",
+            "Refused or failed requests by route and error code.",
+            ["route", "error"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "liftwise_serve_request_seconds", "Request latency in the server by route.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "liftwise_serve_request_seconds",
+            "Request latency in the server by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.decisions = Counter(
-            "liftwise_serve_decisions", "Decisions by arm and reason (replays excluded).",
-            ["arm", "reason"], registry=self.registry,
-        )  # fmt: skip
+            "liftwise_serve_decisions",
+            "Decisions by arm and reason (replays excluded).",
+            ["arm", "reason"],
+            registry=self.registry,
+        )
         self.replays = Counter(
-            "liftwise_serve_replays", "Retried requests answered from the exposure log.",
+            "liftwise_serve_replays",
+            "Retried requests answered from the exposure log.",
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.swaps = Counter(
-            "liftwise_serve_model_swaps", "Model versions swapped in by this process.",
+            "liftwise_serve_model_swaps",
+            "Model versions swapped in by this process.",
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.state = _StateCollector()
         self.registry.register(self.state)
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
@@ -83,8 +107,9 @@ class ServeMetrics:
         children = self._children.get(key)
         if children is None:  # labels() costs a lock and a lookup: once per route and status
             children = self._children[key] = (
-                self.requests.labels(route, str(status)), self.latency.labels(route)
-            )  # fmt: skip
+                self.requests.labels(route, str(status)),
+                self.latency.labels(route),
+            )
         children[0].inc()
         children[1].observe(seconds)
 
@@ -176,7 +201,9 @@ class ObserveMiddleware:
     """Pure ASGI middleware: latency and status of every request into the metrics, and one
     log line per request with what the handler put in ``scope["liftwise"]``."""
 
-    def __init__(self, app: Any, metrics: ServeMetrics, logger: logging.Logger, log_requests: bool) -> None:  # fmt: skip
+    def __init__(
+        self, app: Any, metrics: ServeMetrics, logger: logging.Logger, log_requests: bool
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.logger = logger

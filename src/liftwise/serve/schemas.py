@@ -29,8 +29,10 @@ def _feature_value_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema
 FeatureValue = Annotated[
     float | bool | str | None,
     GetPydanticSchema(_feature_value_schema),
-    WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}, {"type": "null"}]}),
-]  # fmt: skip
+    WithJsonSchema(
+        {"anyOf": [{"type": "number"}, {"type": "boolean"}, {"type": "string"}, {"type": "null"}]}
+    ),
+]
 FeatureName = Annotated[str, Field(min_length=1, max_length=200)]
 
 

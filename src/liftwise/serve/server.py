@@ -149,9 +149,13 @@ class Supervisor:
                     quick_failures = quick_failures + 1 if lived < QUICK_SECONDS else 0
                     log.error(
                         "worker died; restarting",
-                        extra={"event": "worker_died", "worker_pid": process.pid,
-                               "exitcode": process.exitcode, "lived_s": round(lived, 1)},
-                    )  # fmt: skip
+                        extra={
+                            "event": "worker_died",
+                            "worker_pid": process.pid,
+                            "exitcode": process.exitcode,
+                            "lived_s": round(lived, 1),
+                        },
+                    )
                     if quick_failures >= MAX_QUICK_FAILURES:
                         raise UserError(
                             f"workers keep dying at start-up (exit code {process.exitcode}); "

@@ -28,8 +28,20 @@ BLOCK = 8  # rows walked together
 
 
 @njit(cache=True, nogil=True)
-def _walk(X, feature, threshold, child, default, missing, leaf_value, roots, model_start,
-          transform, scale, out):  # fmt: skip
+def _walk(
+    X,
+    feature,
+    threshold,
+    child,
+    default,
+    missing,
+    leaf_value,
+    roots,
+    model_start,
+    transform,
+    scale,
+    out,
+):
     """out[i, m] = transform_m(sum of model m's trees at row i); a node < 0 is leaf ~node.
 
     Tree by tree (its nodes stay in cache), rows in blocks of BLOCK walked level by level
@@ -97,8 +109,20 @@ class CompiledEnsembles:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected (n, {self.n_features}) features, got {X.shape}")
         out = np.empty((X.shape[0], len(self.model_start) - 1))
-        _walk(X, self.feature, self.threshold, self.child, self.default, self.missing,
-              self.leaf_value, self.roots, self.model_start, self.transform, self.scale, out)  # fmt: skip
+        _walk(
+            X,
+            self.feature,
+            self.threshold,
+            self.child,
+            self.default,
+            self.missing,
+            self.leaf_value,
+            self.roots,
+            self.model_start,
+            self.transform,
+            self.scale,
+            out,
+        )
         return out
 
 
@@ -118,8 +142,9 @@ def _objective(booster: Any) -> tuple[int, float] | None:
 def compile_boosters(boosters: Sequence[Any]) -> CompiledEnsembles | None:
     """Flatten LightGBM boosters (one output each); None if any uses what the kernel does
     not reproduce (categorical splits, linear trees, multiclass, another objective)."""
-    nodes: dict[str, list] = {k: [] for k in ("feature", "threshold", "left", "right",
-                                               "default_left", "missing")}  # fmt: skip
+    nodes: dict[str, list] = {
+        k: [] for k in ("feature", "threshold", "left", "right", "default_left", "missing")
+    }
     leaves: list[float] = []
     roots: list[int] = []
     model_start = [0]
