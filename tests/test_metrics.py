@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import auc as sklearn_auc
 
+from liftwise.errors import ParameterError, UserError
 from liftwise.evaluate import (
     auuc,
     bootstrap,
@@ -621,3 +622,87 @@ COSTS = {"value_per_outcome": 1.0, "contact_cost": 0.1, "redemption_cost": 0.0}
 def test_bad_inputs_raise_value_error_naming_the_argument(call, argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+def _nan_at_end(values: np.ndarray) -> np.ndarray:
+    return np.r_[values[:-1].astype(np.float64), np.nan]
+
+
+PROPENSITY = {"propensity": [0.5, 0.5], **COSTS}
+# every public metric, called with (y, treatment, score or scores, conversion)
+METRIC_CALLS = {
+    "uplift_curve": lambda y, t, s, c: uplift_curve(y, t, s),
+    "qini_curve": lambda y, t, s, c: qini_curve(y, t, s),
+    "auuc": lambda y, t, s, c: auuc(y, t, s),
+    "qini_coefficient": lambda y, t, s, c: qini_coefficient(y, t, s, normalize="causalml"),
+    "uplift_at_k": lambda y, t, s, c: uplift_at_k(y, t, s, 0.5),
+    "profit_curve": lambda y, t, s, c: profit_curve(y, t, s, **COSTS, conversion=c),
+    "profit_at_k": lambda y, t, s, c: profit_at_k(y, t, s, 10, **COSTS, conversion=c),
+    "max_profit": lambda y, t, s, c: max_profit(y, t, s, **COSTS, conversion=c),
+    "roi": lambda y, t, s, c: roi(y, t, s, 10, **COSTS, conversion=c),
+    "perfect_uplift_curve": lambda y, t, s, c: perfect_uplift_curve(y, t),
+    "policy_profit_curve": lambda y, t, s, c: policy_profit_curve(
+        y, t, s[:, None] if np.ndim(s) == 1 else s, **PROPENSITY, conversion=c
+    ),
+    "policy_max_profit": lambda y, t, s, c: policy_max_profit(
+        y, t, s[:, None] if np.ndim(s) == 1 else s, **PROPENSITY, conversion=c
+    ),
+}
+SCORED = [name for name in METRIC_CALLS if not name.startswith("perfect")]
+WITH_CONVERSION = ["profit_curve", "profit_at_k", "max_profit", "roi", "policy_profit_curve"]
+
+
+def _score_name(metric: str) -> str:
+    return "scores" if metric.startswith("policy") else "score"
+
+
+def _bad_input_cases() -> list:
+    """(metric, changed argument, bad value, parameter the error must name): a length
+    mismatch, a NaN and a 2-d array where a 1-d one is expected, per argument. Lengths
+    are measured against y, so a short array is named, never y itself."""
+    two_columns = np.column_stack([Y, Y])
+    cases = []
+    for metric in METRIC_CALLS:
+        cases += [
+            (metric, "y", _nan_at_end(Y), "y"),
+            (metric, "y", two_columns, "y"),
+            (metric, "t", T[:-1], "treatment"),
+            (metric, "t", _nan_at_end(T), "treatment"),
+            (metric, "t", np.column_stack([T, T]), "treatment"),
+        ]
+    for metric in SCORED:
+        cases += [
+            (metric, "s", S[:-1], _score_name(metric)),
+            (metric, "s", _nan_at_end(S), _score_name(metric)),
+        ]
+    for metric in WITH_CONVERSION:
+        cases += [
+            (metric, "c", Y[:-1], "conversion"),
+            (metric, "c", _nan_at_end(Y), "conversion"),
+            (metric, "c", two_columns, "conversion"),
+        ]
+    return [pytest.param(*case, id=f"{case[0]}-{case[3]}-{i}") for i, case in enumerate(cases)]
+
+
+@pytest.mark.parametrize(("metric", "argument", "value", "parameter"), _bad_input_cases())
+def test_bad_arrays_raise_one_user_error_naming_the_parameter(
+    metric: str, argument: str, value: np.ndarray, parameter: str
+) -> None:
+    """Mismatched lengths, NaN and 2-d arrays, through the one shared validation (scikit-
+    learn's validators): a UserError (the CLI prints one line) naming the parameter, and
+    still a ValueError for scikit-learn-style callers."""
+    arrays = {"y": Y, "t": T, "s": S, "c": Y}
+    arrays[argument] = value
+    with pytest.raises(UserError) as caught:
+        METRIC_CALLS[metric](arrays["y"], arrays["t"], arrays["s"], arrays["c"])
+    error = caught.value
+    assert isinstance(error, ParameterError) and isinstance(error, ValueError)
+    assert error.parameter == parameter
+    assert error.one_line().startswith(f"option {parameter}: ")
+    assert "\n" not in error.one_line()
+
+
+def test_a_three_dimensional_score_is_refused_naming_score() -> None:
+    with pytest.raises(ParameterError, match=r"option score: .*dim 3") as caught:
+        auuc(Y, T, S[:, None, None])
+    assert caught.value.parameter == "score"

@@ -41,3 +41,16 @@ class UserError(Exception):
             where.append(f"row {self.row}")
         prefix = ": ".join([", ".join(where)]) + ": " if where else ""
         return f"{prefix}{self.message}"
+
+
+class ParameterError(UserError, ValueError):
+    """A bad argument to a library function, named by its parameter (``y``, ``treatment``).
+
+    A :class:`UserError`, so the CLI prints it as one line and exits 2 (and may map the
+    parameter to its flag), and a ``ValueError``, as scikit-learn's conventions promise
+    the callers of estimators and metrics.
+    """
+
+    def __init__(self, message: str, *, parameter: str) -> None:
+        self.parameter = parameter
+        super().__init__(message, option=parameter)

@@ -14,6 +14,11 @@ ends of tie groups; a value inside a group (uplift@k, Profit@K) counts each tied
 its group's average, which makes every result independent of the row order.
 
 Every curve costs one sort plus cumulative sums, O(n log n).
+
+Validation: every metric's arrays go once through ``_check_arrays``, built on
+scikit-learn's validators as the learners' inputs are (:mod:`liftwise.learn.validation`);
+a bad input raises :class:`~liftwise.errors.ParameterError` naming the parameter (a
+``UserError`` the CLI prints as one line, and a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,15 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
+
+from liftwise.errors import ParameterError
+from liftwise.learn.validation import (
+    check_arm_codes,
+    check_matrix,
+    check_same_length,
+    check_vector,
+    check_vector_or_matrix,
+)
 
 Normalization = Literal["sklift", "causalml"] | None
 Convention = Literal["sklift", "causalml"]
@@ -68,54 +82,60 @@ class Curve:
 # ---------------------------------------------------------------------------- validation
 
 
-def _float_1d(name: str, values: object) -> np.ndarray:
-    """A finite 1-d float64 array, or a ValueError naming the argument."""
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-d, got shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite (no NaN or inf)")
-    return array
+class _Checked(NamedTuple):
+    """A metric's arrays after the one validation: y finite floats, treatment arm codes with
+    a control, score (n,) or (n, K) (None: the metric brings its own ranking), conversion
+    flags when given; all of the same length."""
+
+    y: np.ndarray
+    codes: np.ndarray
+    score: np.ndarray | None
+    conversion: np.ndarray | None
 
 
-def _arm_codes(treatment: object) -> np.ndarray:
-    """Integer arm codes >= 0; floats are accepted when they hold whole numbers."""
-    codes = np.asarray(treatment)
-    if codes.ndim != 1:
-        raise ValueError(f"treatment must be 1-d, got shape {codes.shape}")
-    if codes.dtype == bool:
-        codes = codes.astype(np.int64)
-    whole = np.issubdtype(codes.dtype, np.integer) or (
-        np.issubdtype(codes.dtype, np.floating) and bool(np.all(np.mod(codes, 1) == 0))
+def _check_arrays(
+    y: object,
+    treatment: object,
+    score: object = None,
+    conversion: object = None,
+    *,
+    per_arm_scores: bool = False,
+) -> _Checked:
+    """The validation every metric's arrays go through, once, with scikit-learn's
+    validators (:mod:`liftwise.learn.validation`, shared with the learners): a
+    ParameterError naming ``y``, ``treatment``, ``score`` (``scores`` for the (n, K) matrix
+    of the policy metrics) or ``conversion``."""
+    outcome = check_vector(y, "y")
+    codes = check_arm_codes(treatment)
+    score_name = "scores" if per_arm_scores else "score"
+    ranking: np.ndarray | None = None
+    if per_arm_scores:
+        ranking = check_matrix(score, score_name)
+    elif score is not None:
+        ranking = check_vector_or_matrix(score, score_name)
+    flags = None if conversion is None else check_vector(conversion, "conversion")
+    check_same_length(
+        "y", {"y": outcome, "treatment": codes, score_name: ranking, "conversion": flags}
     )
-    if not whole:
-        raise ValueError("treatment must hold integer arm codes (0 = control)")
-    codes = codes.astype(np.int64)
-    if codes.size and codes.min() < 0:
-        raise ValueError("treatment codes must be >= 0 (0 = control)")
-    return codes
+    if not (codes == 0).any():
+        raise ParameterError("treatment has no control units (code 0)", parameter="treatment")
+    return _Checked(outcome, codes, ranking, flags)
 
 
-def _check_length(name: str, array: np.ndarray, n: int) -> None:
-    if len(array) != n:
-        raise ValueError(f"{name} has {len(array)} entries but y has {n}")
-
-
-def _score_1d(score: object, arm: int, n: int) -> np.ndarray:
+def _arm_score(score: np.ndarray, arm: int) -> np.ndarray:
     """The ranking score of ``arm``: the array itself, or column arm - 1 of an (n, K) matrix."""
-    array = np.asarray(score, dtype=np.float64)
-    if array.ndim == 2:
-        if not 1 <= arm <= array.shape[1]:
-            raise ValueError(f"score has {array.shape[1]} arm columns, no column for arm={arm}")
-        array = array[:, arm - 1]
-    score_1d = _float_1d("score", array)
-    _check_length("score", score_1d, n)
-    return score_1d
+    if score.ndim == 1:
+        return score
+    if not 1 <= arm <= score.shape[1]:
+        raise ParameterError(
+            f"score has {score.shape[1]} arm columns, no column for arm={arm}", parameter="arm"
+        )
+    return score[:, arm - 1]
 
 
 def _check_arm(arm: int) -> int:
     if isinstance(arm, bool) or not isinstance(arm, int | np.integer) or arm < 1:
-        raise ValueError(f"arm must be a treatment code >= 1, got {arm!r}")
+        raise ParameterError(f"arm must be a treatment code >= 1, got {arm!r}", parameter="arm")
     return int(arm)
 
 
@@ -133,19 +153,9 @@ class _ArmSample(NamedTuple):
     conversion: np.ndarray
 
 
-def _outcome_and_codes(y: object, treatment: object) -> tuple[np.ndarray, np.ndarray]:
-    """y as finite floats and treatment as arm codes of the same length, with controls."""
-    y = _float_1d("y", y)
-    if len(y) == 0:
-        raise ValueError("y is empty")
-    codes = _arm_codes(treatment)
-    _check_length("treatment", codes, len(y))
-    if not (codes == 0).any():
-        raise ValueError("treatment has no control units (code 0)")
-    return y, codes
-
-
-def _conversion_flags(y: np.ndarray, conversion: object, redemption_cost: object) -> np.ndarray:
+def _conversion_flags(
+    y: np.ndarray, conversion: np.ndarray | None, redemption_cost: object
+) -> np.ndarray:
     """Who converted, for redemption costs: ``conversion`` (0/1 per unit), else y itself
     when binary; a continuous y needs ``conversion`` unless no redemption cost applies."""
     if conversion is None:
@@ -153,14 +163,13 @@ def _conversion_flags(y: np.ndarray, conversion: object, redemption_cost: object
             return y
         if np.all(np.asarray(redemption_cost) == 0):
             return np.zeros_like(y)
-        raise ValueError(
-            "conversion is required when y is continuous and redemption_cost is non-zero"
+        raise ParameterError(
+            "conversion is required when y is continuous and redemption_cost is non-zero",
+            parameter="conversion",
         )
-    flags = _float_1d("conversion", conversion)
-    _check_length("conversion", flags, len(y))
-    if not _binary(flags):
-        raise ValueError("conversion must hold 0/1 flags")
-    return flags
+    if not _binary(conversion):
+        raise ParameterError("conversion must hold 0/1 flags", parameter="conversion")
+    return conversion
 
 
 def _arm_sample(
@@ -171,19 +180,23 @@ def _arm_sample(
     conversion: object = None,
     redemption_cost: object = 0.0,
 ) -> _ArmSample:
-    """Validate the inputs and keep the units in {control, arm}; other arms are dropped."""
+    """Validate the inputs and keep the units in {control, arm}; other arms are dropped.
+    ``score`` None: an oracle curve that ranks the units itself."""
     arm = _check_arm(arm)
-    y, codes = _outcome_and_codes(y, treatment)
-    score_1d = _score_1d(score, arm, len(y))
-    flags = _conversion_flags(y, conversion, redemption_cost)
+    checked = _check_arrays(y, treatment, score, conversion)
+    codes = checked.codes
+    ranking = np.zeros(len(codes)) if checked.score is None else _arm_score(checked.score, arm)
+    flags = _conversion_flags(checked.y, checked.conversion, redemption_cost)
     if not (codes == arm).any():
         present = np.unique(codes[codes > 0]).tolist()
-        raise ValueError(f"arm={arm} is absent from treatment (arms present: {present})")
+        raise ParameterError(
+            f"arm={arm} is absent from treatment (arms present: {present})", parameter="arm"
+        )
     keep = (codes == 0) | (codes == arm)
     return _ArmSample(
-        y=y[keep],
+        y=checked.y[keep],
         treated=(codes[keep] == arm).astype(np.float64),
-        score=score_1d[keep],
+        score=ranking[keep],
         conversion=flags[keep],
     )
 
@@ -195,15 +208,17 @@ def _top_count(k: Count, n: int) -> int:
     (scikit-uplift's int(n * k) gives 28 there).
     """
     if isinstance(k, bool) or not isinstance(k, int | float | np.integer | np.floating):
-        raise ValueError(f"k must be an int count or a float fraction, got {k!r}")
+        raise ParameterError(
+            f"k must be an int count or a float fraction, got {k!r}", parameter="k"
+        )
     if isinstance(k, int | np.integer):
         count = int(k)
     else:
         if not 0.0 < k <= 1.0:
-            raise ValueError(f"k={k} as a fraction must be in (0, 1]")
+            raise ParameterError(f"k={k} as a fraction must be in (0, 1]", parameter="k")
         count = math.floor(round(n * float(k), 6))
     if not 1 <= count <= n:
-        raise ValueError(f"k={k} selects {count} units; it must select 1..{n}")
+        raise ParameterError(f"k={k} selects {count} units; it must select 1..{n}", parameter="k")
     return count
 
 
@@ -292,7 +307,9 @@ def _fill_leading_gap(k: np.ndarray, values: np.ndarray) -> np.ndarray:
     on causalml's curve with one row per k."""
     defined = np.flatnonzero(~np.isnan(values[1:])) + 1
     if defined.size == 0:
-        raise ValueError("treatment: the ranking never has both treated and control units")
+        raise ParameterError(
+            "the ranking never has both treated and control units", parameter="treatment"
+        )
     first = defined[0]
     filled = values.copy()
     filled[0] = 0.0
@@ -345,18 +362,26 @@ def _relative_to_perfect(actual: Curve, perfect: Curve) -> float:
     random = _baseline_area(perfect)
     denominator = perfect.area() - random
     if denominator == 0:
-        raise ValueError("y: the perfect curve has no area above random; score is undefined")
+        raise ParameterError(
+            "the perfect curve has no area above random; score is undefined", parameter="y"
+        )
     return (actual.area() - random) / denominator
 
 
 def _check_normalize(normalize: object) -> None:
     if normalize not in ("sklift", "causalml", None):
-        raise ValueError(f"normalize must be 'sklift', 'causalml' or None, got {normalize!r}")
+        raise ParameterError(
+            f"normalize must be 'sklift', 'causalml' or None, got {normalize!r}",
+            parameter="normalize",
+        )
 
 
 def _check_convention(convention: object) -> None:
     if convention not in ("sklift", "causalml"):
-        raise ValueError(f"convention must be 'sklift' or 'causalml', got {convention!r}")
+        raise ParameterError(
+            f"convention must be 'sklift' or 'causalml', got {convention!r}",
+            parameter="convention",
+        )
 
 
 # -------------------------------------------------------------------------- curves
@@ -433,7 +458,7 @@ def _perfect_uplift_score(sample: _ArmSample) -> np.ndarray:
 
 def _unscored_sample(y: object, treatment: object, arm: int) -> _ArmSample:
     """The {control, arm} units for an oracle curve, which brings its own ranking."""
-    return _arm_sample(y, treatment, np.zeros(len(np.asarray(y))), arm)
+    return _arm_sample(y, treatment, None, arm)
 
 
 def _perfect_uplift(sample: _ArmSample) -> Curve:
@@ -448,10 +473,11 @@ def _perfect_qini(sample: _ArmSample, negative_effect: bool) -> Curve:
     total = float(_qini_gain(cumulative.k[-1:], _sums(cumulative.sums[-1:]))[0])
     n = len(sample.y)
     if not 0 <= total <= n:
-        raise ValueError(
+        raise ParameterError(
             f"negative_effect=False needs a Qini gain Q(n) in [0, n], got {total:.6g}: that "
             "perfect curve rises with slope 1 to Q(n), so it only fits binary outcomes "
-            "with a non-negative overall effect"
+            "with a non-negative overall effect",
+            parameter="negative_effect",
         )
     return Curve(np.array([0.0, total, n]), np.array([0.0, total, total]))
 
@@ -476,7 +502,9 @@ def perfect_qini_curve(
 def _causalml_normalized(gain: np.ndarray) -> np.ndarray:
     """causalml's area: the mean of the curve over k = 0..n after dividing by |gain(n)|."""
     if gain[-1] == 0:
-        raise ValueError("y: the curve ends at 0, so causalml's normalisation is undefined")
+        raise ParameterError(
+            "the curve ends at 0, so causalml's normalisation is undefined", parameter="y"
+        )
     return gain / abs(gain[-1])
 
 
@@ -540,7 +568,7 @@ def qini_coefficient(
 def _mean_difference(s: _Sums, k: Count) -> float:
     if s.n_t[0] == 0 or s.n_c[0] == 0:
         group = "treated" if s.n_t[0] == 0 else "control"
-        raise ValueError(f"k={k}: the top units hold no {group} units")
+        raise ParameterError(f"k={k}: the top units hold no {group} units", parameter="k")
     return float(s.y_t[0] / s.n_t[0] - s.y_c[0] / s.n_c[0])
 
 
@@ -565,7 +593,9 @@ def uplift_at_k(
     each group ranked separately.
     """
     if strategy not in ("overall", "by_group"):
-        raise ValueError(f"strategy must be 'overall' or 'by_group', got {strategy!r}")
+        raise ParameterError(
+            f"strategy must be 'overall' or 'by_group', got {strategy!r}", parameter="strategy"
+        )
     sample = _arm_sample(y, treatment, score, arm)
     if strategy == "overall":
         count = _top_count(k, len(sample.y))
@@ -584,7 +614,7 @@ def uplift_at_k(
 
 def _finite_scalar(name: str, value: object) -> float:
     if not isinstance(value, int | float | np.integer | np.floating) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise ParameterError(f"{name} must be a finite number, got {value!r}", parameter=name)
     return float(value)
 
 
@@ -722,12 +752,14 @@ def roi(
 ) -> float:
     """Return on treatment spend at K: profit(K) / cost(K), where
     cost(K) = K * (contact_cost + redemption_cost * c_t) is what treating the top K costs.
-    0 = break-even; raises ValueError when the cost is 0."""
+    0 = break-even; raises a ParameterError (a ValueError) when the cost is 0."""
     profit, cost = _profit_and_cost_at(
         y, treatment, score, k, arm, conversion, value_per_outcome, contact_cost, redemption_cost
     )
     if cost == 0:
-        raise ValueError("contact_cost: treating the top k costs nothing, so ROI is undefined")
+        raise ParameterError(
+            "treating the top k costs nothing, so ROI is undefined", parameter="contact_cost"
+        )
     return profit / cost
 
 
@@ -736,30 +768,32 @@ def roi(
 
 def _arm_costs(name: str, cost: object, n_arms: int) -> np.ndarray:
     """Per treatment arm costs, shape (K,); a scalar applies to every arm."""
-    array = np.asarray(cost, dtype=np.float64)
-    if array.ndim == 0:
-        array = np.full(n_arms, float(array))
+    if np.asarray(cost).ndim == 0:
+        return np.full(n_arms, _finite_scalar(name, np.asarray(cost).item()))
+    array = check_vector(cost, name)
     if array.shape != (n_arms,):
-        raise ValueError(f"{name} must be a scalar or have one entry per arm ({n_arms})")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite")
+        raise ParameterError(
+            f"{name} must be a scalar or have one entry per arm ({n_arms})", parameter=name
+        )
     return array
 
 
 def _propensity_matrix(propensity: object, n: int, n_codes: int) -> np.ndarray:
     """Design probabilities as (n, K + 1): a (K + 1,) vector is the same for every unit."""
-    p = np.asarray(propensity, dtype=np.float64)
-    if p.ndim == 1:
-        p = np.broadcast_to(p, (n, p.shape[0]))
+    given = check_vector_or_matrix(propensity, "propensity")
+    p = np.broadcast_to(given, (n, given.shape[0])) if given.ndim == 1 else given
     if p.shape != (n, n_codes):
-        raise ValueError(
+        raise ParameterError(
             f"propensity must have shape ({n_codes},) or ({n}, {n_codes}) "
-            f"(control and every arm), got {np.asarray(propensity).shape}"
+            f"(control and every arm), got {given.shape}",
+            parameter="propensity",
         )
-    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError("propensity must hold probabilities in [0, 1]")
+    if (p < 0).any() or (p > 1).any():
+        raise ParameterError("propensity must hold probabilities in [0, 1]", parameter="propensity")
     if not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
-        raise ValueError("propensity must sum to 1 over control and the arms")
+        raise ParameterError(
+            "propensity must sum to 1 over control and the arms", parameter="propensity"
+        )
     return p
 
 
@@ -782,29 +816,28 @@ def _policy_contributions(
 
     value * y * (1{T=a}/p_a - 1{T=0}/p_0) - contact_cost[a] - redemption_cost[a] * c * 1{T=a}/p_a
     """
-    y, codes = _outcome_and_codes(y, treatment)
-    n = len(y)
-    matrix = np.asarray(scores, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[1] < 1:
-        raise ValueError(f"scores must be (n, K) with one column per arm, got {matrix.shape}")
-    _check_length("scores", matrix, n)
-    if not np.isfinite(matrix).all():
-        raise ValueError("scores must be finite (no NaN or inf)")
-    n_arms = matrix.shape[1]
+    checked = _check_arrays(y, treatment, scores, conversion, per_arm_scores=True)
+    y, codes, matrix = checked.y, checked.codes, checked.score
+    assert matrix is not None  # per_arm_scores: always a matrix
+    n, n_arms = matrix.shape
     if codes.max() > n_arms:
-        raise ValueError(f"treatment has code {codes.max()} but scores has {n_arms} arm columns")
+        raise ParameterError(
+            f"treatment has code {codes.max()} but scores has {n_arms} arm columns",
+            parameter="treatment",
+        )
     value = _finite_scalar("value_per_outcome", value_per_outcome)
     contact = _arm_costs("contact_cost", contact_cost, n_arms)
     redemption = _arm_costs("redemption_cost", redemption_cost, n_arms)
-    conv = _conversion_flags(y, conversion, redemption)
+    conv = _conversion_flags(y, checked.conversion, redemption)
     p = _propensity_matrix(propensity, n, n_arms + 1)
 
     recommended = np.argmax(matrix, axis=1) + 1  # first best arm on a tie: lowest code
     rows = np.arange(n)
     p_arm, p_control, p_observed = p[rows, recommended], p[:, 0], p[rows, codes]
     if (p_arm <= 0).any() or (p_control <= 0).any() or (p_observed <= 0).any():
-        raise ValueError(
-            "propensity must be > 0 for control, each unit's recommended arm and its observed arm"
+        raise ParameterError(
+            "propensity must be > 0 for control, each unit's recommended arm and its observed arm",
+            parameter="propensity",
         )
     w_arm = (codes == recommended) / p_arm
     w_control = (codes == 0) / p_control

@@ -16,7 +16,14 @@ from typing import Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_array, check_consistent_length
+
+from liftwise.errors import ParameterError
+from liftwise.learn.validation import (
+    check_arm_codes,
+    check_matrix,
+    check_same_length,
+    check_vector,
+)
 
 OutcomeKind = Literal["binary", "continuous"]
 
@@ -35,37 +42,30 @@ def check_uplift_data(
     """Validate and convert inputs: X float64 (n, p), treatment int codes with a control (0)
     and every arm up to the largest present, y float64 finite, weights positive.
 
-    Returns ``(X, treatment, y, sample_weight, n_arms)``; raises ValueError naming the
-    argument at fault, as scikit-learn does.
+    Returns ``(X, treatment, y, sample_weight, n_arms)``; raises a ParameterError (a
+    ValueError, as scikit-learn raises) naming the argument at fault.
     """
-    X = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
-    y = check_array(y, ensure_2d=False, dtype=np.float64)
-    treatment = np.asarray(treatment)
-    if treatment.ndim != 1:
-        raise ValueError(f"treatment must be 1-d, got shape {treatment.shape}")
-    if not np.issubdtype(treatment.dtype, np.integer):
-        if not np.all(np.mod(treatment, 1) == 0):
-            raise ValueError("treatment must hold integer arm codes (0 = control)")
-        treatment = treatment.astype(np.int64)
-    check_consistent_length(X, treatment, y)
-    if treatment.min() < 0:
-        raise ValueError("treatment codes must be >= 0 (0 = control)")
+    X = check_matrix(X, "X", allow_nan=True)
+    y = check_vector(y, "y")
+    treatment = check_arm_codes(treatment)
+    check_same_length("X", {"X": X, "treatment": treatment, "y": y})
     n_arms = int(treatment.max()) + 1
     counts = np.bincount(treatment, minlength=n_arms)
     if n_arms < 2 or (counts == 0).any():
         missing = np.flatnonzero(counts == 0).tolist()
-        raise ValueError(
+        raise ParameterError(
             f"treatment needs control (0) and every arm code up to {n_arms - 1}; "
-            f"missing codes: {missing or [1]}"
+            f"missing codes: {missing or [1]}",
+            parameter="treatment",
         )
     if sample_weight is None:
         sample_weight = np.ones(len(y))
     else:
-        sample_weight = check_array(sample_weight, ensure_2d=False, dtype=np.float64)
-        check_consistent_length(y, sample_weight)
+        sample_weight = check_vector(sample_weight, "sample_weight")
+        check_same_length("y", {"y": y, "sample_weight": sample_weight})
         if (sample_weight < 0).any():
-            raise ValueError("sample_weight must be non-negative")
-    return X, treatment.astype(np.int64), y, sample_weight, n_arms
+            raise ParameterError("sample_weight must be non-negative", parameter="sample_weight")
+    return X, treatment, y, sample_weight, n_arms
 
 
 class UpliftLearner(BaseEstimator):
