@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from liftwise.report import SHELL_MARKER
 from liftwise.simulate import World, WorldConfig, load_world, simulate
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -110,3 +113,17 @@ def serve_model(serve_world: World, tmp_path_factory: pytest.TempPathFactory) ->
             "t_lgbm", "--n-boot", "10", "--seed", "3", "--no-track"]  # fmt: skip
     assert run(argv) == 0
     return out / "model"
+
+
+def _assert_shell_page(page: str) -> None:
+    assert page.count("<html") == 1 and page.count("</html>") == 1
+    assert f'<body class="{SHELL_MARKER}">' in page
+    assert '<meta name="generator" content="liftwise ' in page
+    assert not re.search(r"\bnan\b", page, flags=re.IGNORECASE), "a nan on the page"
+
+
+@pytest.fixture
+def shell_page() -> Callable[[str], None]:
+    """Asserts that an HTML page is one page of the report shell (its marker, one <html>,
+    no ``nan`` anywhere)."""
+    return _assert_shell_page

@@ -18,7 +18,7 @@ from scipy import stats
 from liftwise.errors import UserError
 from liftwise.experiment.analyze import analyze_files, analyze_tables
 from liftwise.experiment.config import parse_config
-from liftwise.experiment.report import write_report
+from liftwise.experiment.report import render_report, write_report
 from liftwise.stats.cuped import cuped_difference
 from liftwise.stats.moments import JointMoments, Moments, ratio_moments
 from liftwise.stats.multiple import holm
@@ -496,7 +496,7 @@ def test_files_and_sqlite_sources_give_the_same_analysis(tmp_path, data):
     assert err.value.file == str(tmp_path / "broken.parquet")
 
 
-def test_report_files_are_complete_and_the_json_is_strict(tmp_path, result):
+def test_report_files_are_complete_and_the_json_is_strict(tmp_path, result, shell_page):
     paths = write_report(result, tmp_path / "out", title="Spring promo")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html", "summary.json"]
     summary = json.loads(paths["summary"].read_text())
@@ -529,6 +529,18 @@ def test_report_files_are_complete_and_the_json_is_strict(tmp_path, result):
     ):
         assert heading in html, heading
     assert html.count("data:image/png;base64,") == 5
+    shell_page(html)
+
+
+def test_report_is_a_shell_page_and_escapes_segment_names(shell_page):
+    """A segment level that is markup is shown as text; missing numbers are empty cells."""
+    exposures, outcomes = frames(seed=4, n=3_000)
+    script = "<script>alert(1)</script>"
+    outcomes["segment"] = outcomes["segment"].replace({"s3": script})
+    page = render_report(analyse(exposures, outcomes), {}, "escaped")
+    shell_page(page)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<h2>Segments</h2>" in page
 
 
 def test_report_follows_alpha(tmp_path, data):

@@ -21,10 +21,11 @@ def test_liftwise_beats_current_policy_and_random_at_the_same_budget(quickstart)
     assert liftwise <= quickstart.policy("oracle, same budget").incremental_profit
 
 
-def test_decisions_stay_within_budget_and_guardrails(quickstart):
+def test_decisions_stay_within_budget_and_guardrails(quickstart, shell_page):
     table = quickstart.decisions.table
     assert table["expected_cost"].sum() <= quickstart.budget + 1e-6
     assert (table.loc[table["unit_id"] % 50 == 0, "arm"] == "control").all()
     summary = quickstart.decisions.summary()
     assert summary["gap"] >= 0 and summary["expected_profit"] <= summary["upper_bound"] + 1e-6
     assert quickstart.report.is_file()
+    shell_page(quickstart.report.read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ from liftwise.errors import UserError
 from liftwise.evaluate.bundle import load_bundle, score_units
 from liftwise.evaluate.economics import ArmCost, Economics, campaign_economics
 from liftwise.evaluate.race import RaceSettings, run_race, split_by_arm, winner_bundle
-from liftwise.evaluate.report import save_race
+from liftwise.evaluate.report import render_report, save_race
 from liftwise.features import experiment_frame
 from liftwise.simulate import World, policy_value
 
@@ -86,6 +87,26 @@ def test_winner_beats_random_and_current_policy_in_true_profit(race, fintech_wor
     current = policy_value(fintech_world.read("current_policy"), truth, arms)
     assert ours > randomly.expected_net_profit
     assert ours > current.expected_net_profit
+
+
+def test_race_report_is_a_shell_page_with_a_formatted_table(race, shell_page):
+    """Money with separators, no ``nan`` for the baselines' missing per-arm metrics, and a
+    learner name that is markup shown as text."""
+    _, result = race
+    script = "<script>alert(1)</script>"
+    table = result.table.replace({"name": {result.winner: script}})
+    renamed = dataclasses.replace(result, table=table, winner=script)
+    page = render_report(renamed, {}, "race", currency="VND")
+    shell_page(page)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; (winner)" in page
+    row = renamed.winner_row
+    assert row["name"] == script and row["profit_at_k"] == result.winner_row["profit_at_k"]
+    money = f"{row['profit_at_k']:,.0f}"
+    assert abs(row["profit_at_k"]) >= 1000 and "," in money
+    assert f'<td class="num">{money}</td>' in page
+    low, high = f"{row['profit_at_k_low']:,.0f}", f"{row['profit_at_k_high']:,.0f}"
+    assert f'<td class="num">{low} .. {high}</td>' in page
+    assert "<h2>Contestants</h2>" in page and "<h2>Ranking metrics per arm</h2>" in page
 
 
 def test_saved_race_can_be_loaded_and_scores_new_units(race, tmp_path):

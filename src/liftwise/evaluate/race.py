@@ -92,6 +92,11 @@ class RaceResult:
     winner_profit_scores: np.ndarray | None = None  # (n_val, K) winner's expected profit per arm
     winner_effects: np.ndarray | None = None  # (n_val, K) winner's predicted effect per arm
 
+    @property
+    def winner_row(self) -> pd.Series:
+        """The winner's row of :attr:`table` (its Profit@K with CI and per-arm metrics)."""
+        return self.table.loc[self.table["name"] == self.winner].iloc[0]
+
 
 def split_by_arm(treatment: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """Boolean validation mask holding ``fraction`` of every arm (stratified, seeded)."""
@@ -319,7 +324,7 @@ def winner_bundle(
     """The race winner, refitted on all units, packaged for scoring new units."""
     from liftwise.evaluate.bundle import ModelBundle
 
-    row = result.table[result.table["name"] == result.winner].iloc[0]
+    row = result.winner_row
     return ModelBundle(
         learner=result.winner_model,
         learner_name=result.winner,

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure  # object API: no pyplot state, no display backend
 
 from liftwise.evaluate.bundle import ModelBundle, save_bundle
 from liftwise.evaluate.metrics import Curve
 from liftwise.evaluate.race import RaceResult
 from liftwise.io import atomic_path, write_json
-
-
-def png_bytes(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return buffer.getvalue()
+from liftwise.report import (
+    Column,
+    Paragraph,
+    Section,
+    Table,
+    figure_png,
+    format_value,
+    markup,
+    plot_sections,
+    render_page,
+)
 
 
 def plot_policy_profit(result: RaceResult, currency: str = "") -> bytes:
@@ -44,7 +45,7 @@ def plot_policy_profit(result: RaceResult, currency: str = "") -> bytes:
     axis.set_ylabel(f"incremental net profit {currency}".strip())
     axis.set_title(f"Profit vs K (dotted: K = {result.settings.k:.0%})")
     axis.legend(fontsize=7, ncol=2)
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
 def plot_arm_curves(result: RaceResult, which: int) -> bytes:
@@ -66,46 +67,108 @@ def plot_arm_curves(result: RaceResult, which: int) -> bytes:
         axis.set_xlabel("units targeted")
     axes[0][0].set_ylabel("cumulative uplift" if which == 0 else "Qini")
     axes[0][-1].legend(fontsize=7)
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
-def table_html(table: pd.DataFrame) -> str:
-    shown = table.copy()
-    for column in shown.columns:
-        if shown[column].dtype.kind == "f":
-            shown[column] = shown[column].map(
-                lambda v: f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.0f}"
-            )
-    return shown.to_html(index=False, escape=True, border=0, classes="race")
+def contestant_table(result: RaceResult, currency: str = "") -> Table:
+    """Every contestant's Profit@K with its CI and where its profit curve peaks."""
+    money = f" ({currency})" if currency else ""
+    k = f"Profit@{result.settings.k:.0%}"
+    columns = [
+        Column("contestant"),
+        Column("kind"),
+        Column(f"{k}{money}", "money"),
+        Column(f"{k} 95% CI", "money", interval=True),
+        Column(f"profit per 1,000 units{money}", "money"),
+        Column("best K (units)", "integer"),
+        Column(f"profit at best K{money}", "money"),
+        Column("fit seconds", "number"),
+    ]
+    rows = [
+        [
+            f"{row.name} (winner)" if row.name == result.winner else row.name,
+            row.kind,
+            row.profit_at_k,
+            (row.profit_at_k_low, row.profit_at_k_high),
+            row.profit_per_1000_units,
+            row.best_k,
+            row.max_profit,
+            row.fit_seconds,
+        ]
+        for row in result.table.itertuples(index=False)
+    ]
+    return Table(columns, rows)
 
 
-def render_report(result: RaceResult, images: dict[str, bytes], title: str) -> str:
-    """A self-contained HTML page: summary, the table and the plots (inline PNG)."""
-    winner_row = result.table[result.table["name"] == result.winner].iloc[0]
-    pictures = "".join(
-        f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" '
-        f'src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-        for name, data in images.items()
+def arm_metric_table(result: RaceResult) -> Table:
+    """Per learner and treatment arm: Qini, AUUC (with CIs and in causalml's normalisation)
+    and uplift@k; baselines rank no units by effect, so they have no row here."""
+    uplift = f"uplift@{result.settings.uplift_k:g}"
+    columns = [Column("learner"), Column("arm")]
+    for label in ("Qini", "AUUC"):
+        columns += [
+            Column(label, "number"),
+            Column(f"{label} 95% CI", "number", interval=True),
+            Column(f"{label} (causalml)", "number"),
+        ]
+    columns += [Column(uplift, "number"), Column(f"{uplift} 95% CI", "number", interval=True)]
+    rows = []
+    for _, row in result.table[result.table["kind"] == "learner"].iterrows():
+        for arm in result.arms[1:]:
+            cells: list[object] = [row["name"], arm]
+            for metric in ("qini", "auuc"):
+                cells += [
+                    row[f"{metric}[{arm}]"],
+                    (row[f"{metric}_low[{arm}]"], row[f"{metric}_high[{arm}]"]),
+                    row[f"{metric}_causalml[{arm}]"],
+                ]
+            cells += [
+                row[f"{uplift}[{arm}]"],
+                (row[f"{uplift}_low[{arm}]"], row[f"{uplift}_high[{arm}]"]),
+            ]
+            rows.append(cells)
+    return Table(columns, rows)
+
+
+def race_sections(result: RaceResult, currency: str = "", *, suffix: str = "") -> list[Section]:
+    """The race's tables as page sections (the race report and the quickstart report)."""
+    return [
+        Section(f"Contestants{suffix}", [contestant_table(result, currency)]),
+        Section(f"Ranking metrics per arm{suffix}", [arm_metric_table(result)]),
+    ]
+
+
+def race_summary(result: RaceResult, currency: str = "") -> Paragraph:
+    """The winner, its Profit@K with CI, the outcome, value per outcome and arms."""
+    row = result.winner_row
+    unit = f" {currency}" if currency else ""
+    return Paragraph(
+        markup(
+            "Winner by Profit@{} on {:,} validation units: <b>{}</b>, {}{} (95% CI {} to {}). "
+            "Outcome <code>{}</code>, value per outcome {}; arms {} (control first).",
+            f"{result.settings.k:.0%}",
+            result.n_validation,
+            result.winner,
+            format_value(row["profit_at_k"], "money"),
+            unit,
+            format_value(row["profit_at_k_low"], "money"),
+            format_value(row["profit_at_k_high"], "money"),
+            result.settings.outcome,
+            format_value(result.settings.economics.value_per_outcome, "number"),
+            ", ".join(result.arms),
+        )
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table.race {{ border-collapse: collapse; font-size: 0.8rem; }}
-table.race th, table.race td {{ padding: 0.25rem 0.5rem; border-bottom: 1px solid #ddd; text-align: right; }}
-img {{ max-width: 100%; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Winner by Profit@{result.settings.k:.0%} on {result.n_validation:,} validation units:
-<b>{html.escape(result.winner)}</b>, {winner_row["profit_at_k"]:,.0f}
-(95% CI {winner_row["profit_at_k_low"]:,.0f} to {winner_row["profit_at_k_high"]:,.0f}).
-Outcome <code>{html.escape(result.settings.outcome)}</code>, value per outcome
-{result.settings.economics.value_per_outcome:,.4g}; arms {html.escape(", ".join(result.arms))}
-(control first).</p>
-{table_html(result.table)}
-{pictures}
-</body></html>
-"""
+
+
+def render_report(
+    result: RaceResult, images: dict[str, bytes], title: str, currency: str = ""
+) -> str:
+    """A self-contained HTML page: summary, the race tables and the plots (inline PNG)."""
+    return render_page(
+        title,
+        [*race_sections(result, currency), *plot_sections(images)],
+        intro=[race_summary(result, currency)],
+    )
 
 
 def save_race(
@@ -141,7 +204,7 @@ def save_race(
         },
     )
     with atomic_path(out / "report.html") as tmp:
-        tmp.write_text(render_report(result, images, title))
+        tmp.write_text(render_report(result, images, title, currency))
     save_bundle(bundle, out / "model")
     paths.update({"report": out / "report.html", "table": out / "race.csv", "model": out / "model"})
     return paths

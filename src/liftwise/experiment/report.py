@@ -7,14 +7,12 @@ the fixed-horizon interval, and the SRM check. Both files are written atomically
 
 from __future__ import annotations
 
-import base64
-import html
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from liftwise.evaluate.report import png_bytes
 from liftwise.experiment.analyze import (
     NET_PROFIT,
     ExperimentAnalysis,
@@ -22,6 +20,17 @@ from liftwise.experiment.analyze import (
     summary_dict,
 )
 from liftwise.io import atomic_path, write_json
+from liftwise.report import (
+    Bullets,
+    Column,
+    Paragraph,
+    Section,
+    Table,
+    figure_png,
+    markup,
+    plot_sections,
+    render_page,
+)
 
 GOOD, BAD, NEUTRAL, BAND = "#1b7f3b", "#b3261e", "#555555", "#9ecae1"
 
@@ -69,7 +78,7 @@ def plot_metric_effects(analysis: ExperimentAnalysis) -> bytes:
     axis.set_xlabel(f"relative effect, % of the baseline mean ({confidence} CI)")
     axis.set_title("Effects per metric (green: better, red: worse, grey: not significant)")
     axis.invert_yaxis()
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
 def plot_profit(analysis: ExperimentAnalysis) -> bytes:
@@ -79,16 +88,14 @@ def plot_profit(analysis: ExperimentAnalysis) -> bytes:
     axis = figure.subplots()
     for y, uplift in enumerate(analysis.profit):
         e = uplift.per_unit
-        colour = _colour(float(e.ci_low), float(e.ci_high))
+        low, high = float(e.ci_low), float(e.ci_high)
+        colour = _colour(low, high)
         path = paths.get((uplift.treatment, uplift.baseline))
-        if path is not None:
-            axis.plot(
-                [path.sequential.ci_low[-1], path.sequential.ci_high[-1]],
-                [y, y],
-                color=colour,
-                linewidth=0.8,
-            )
-        axis.plot([e.ci_low, e.ci_high], [y, y], color=colour, linewidth=3)
+        if path is not None:  # the always-valid interval at the last look
+            seq = path.sequential
+            last = [np.atleast_1d(seq.ci_low)[-1], np.atleast_1d(seq.ci_high)[-1]]
+            axis.plot(last, [y, y], color=colour, linewidth=0.8)
+        axis.plot([low, high], [y, y], color=colour, linewidth=3)
         axis.plot(e.estimate, y, "o", color=colour)
     axis.set_yticks(
         range(len(analysis.profit)), [f"{u.treatment} vs {u.baseline}" for u in analysis.profit]
@@ -101,7 +108,7 @@ def plot_profit(analysis: ExperimentAnalysis) -> bytes:
     )
     axis.set_title("Net profit uplift = revenue - treatment costs, vs baseline")
     axis.invert_yaxis()
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
 def plot_segments(breakdowns: list[SegmentBreakdown]) -> bytes:
@@ -135,7 +142,7 @@ def plot_segments(breakdowns: list[SegmentBreakdown]) -> bytes:
         )
         axis.set_xlabel(f"effect ({level(effect.alpha)} CI); dashed: pooled")
     figure.suptitle(f"By {breakdowns[0].effects.dimension}", fontsize=10)
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
 def plot_sequential(analysis: ExperimentAnalysis, metric: str) -> bytes:
@@ -171,7 +178,7 @@ def plot_sequential(analysis: ExperimentAnalysis, metric: str) -> bytes:
         axis.set_xlabel("exposed up to")
     axes[0].legend(fontsize=7)
     figure.suptitle("Sequential monitoring (valid at every look)", fontsize=10)
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
 def plot_srm(analysis: ExperimentAnalysis) -> bytes:
@@ -196,7 +203,7 @@ def plot_srm(analysis: ExperimentAnalysis) -> bytes:
         f"Sample ratio: {status} (chi-square p = {srm.p_value:.3g}, threshold {srm.threshold:g})"
     )
     axis.legend(fontsize=8)
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
 def report_images(analysis: ExperimentAnalysis) -> dict[str, bytes]:
@@ -222,53 +229,64 @@ def report_images(analysis: ExperimentAnalysis) -> dict[str, bytes]:
     return images
 
 
-def _number(value: object) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    number = float(value)  # type: ignore[arg-type]
-    if not np.isfinite(number):
-        return "–"
-    return f"{number:,.4g}" if abs(number) < 1e4 else f"{number:,.0f}"
-
-
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{html.escape(v) if isinstance(v, str) else _number(v)}</td>" for v in row)
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _interval(low: object, high: object, percent: bool = False) -> str:
-    scale = 100.0 if percent else 1.0
-    if low is None or high is None or not np.isfinite(float(low)) or not np.isfinite(float(high)):  # type: ignore[arg-type]
-        return "–"
-    suffix = "%" if percent else ""
-    return f"[{_number(scale * float(low))}{suffix}, {_number(scale * float(high))}{suffix}]"  # type: ignore[arg-type]
-
-
-def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title: str) -> str:
-    """A self-contained HTML page: verdict, tables, then the plots."""
-    summary = summary_dict(analysis)
-    verdict = summary["verdict"]
-    confidence = level(analysis.config.alpha)
+def _verdict_lines(verdict: dict[str, Any], confidence: str) -> list[str]:
+    """The verdict in words: SRM, guardrails, segment regressions, net profit per arm."""
+    srm, guards = verdict["srm_ok"], verdict["guardrails_passed"]
     lines = [
-        f"Sample ratio: {'not checked (no expected ratios)' if verdict['srm_ok'] is None else 'ok' if verdict['srm_ok'] else 'MISMATCH: do not trust the effects'}",
-        f"Guardrails: {'none' if verdict['guardrails_passed'] is None else 'all passed' if verdict['guardrails_passed'] else 'FAILED'}",
+        "Sample ratio: "
+        + (
+            "not checked (no expected ratios)"
+            if srm is None
+            else "ok"
+            if srm
+            else "MISMATCH: do not trust the effects"
+        ),
+        "Guardrails: " + ("none" if guards is None else "all passed" if guards else "FAILED"),
         f"Segment regressions: {len(verdict['segment_regressions']) or 'none'}",
     ]
     for key, item in verdict["profit"].items():
-        lines.append(
-            f"Net profit, {key}: {'SUCCESS (gain above zero with ' + confidence + ' confidence)' if item['success'] else 'not shown' if not item['confident_gain'] else 'gain shown, but a check failed'}"
+        outcome = (
+            f"SUCCESS (gain above zero with {confidence} confidence)"
+            if item["success"]
+            else "not shown"
+            if not item["confident_gain"]
+            else "gain shown, but a check failed"
         )
-    metric_rows = [
+        lines.append(f"Net profit, {key}: {outcome}")
+    return lines
+
+
+def _pair(interval: dict[str, Any]) -> tuple[object, object]:
+    return interval["ci_low"], interval["ci_high"]
+
+
+def _units_table(units: dict[str, Any]) -> Table:
+    """Where every exposure and outcome row went: one row per count (or note)."""
+    rows: list[list[object]] = []
+    for key, value in units.items():
+        if isinstance(value, int):
+            rows.append([key.replace("_", " "), value, ""])
+        else:
+            note = ", ".join(value) if isinstance(value, list) else str(value)
+            rows.append([key.replace("_", " "), None, note])
+    return Table([Column("accounting"), Column("count", "integer"), Column("detail")], rows)
+
+
+def _metric_table(summary: dict[str, Any], confidence: str) -> Table:
+    columns = [
+        Column("metric"),
+        Column("comparison"),
+        Column("n", "integer"),
+        Column("baseline mean", "number"),
+        Column("treatment mean", "number"),
+        Column("effect", "number"),
+        Column(f"{confidence} CI", "number", interval=True),
+        Column(f"relative {confidence} CI", "percent", interval=True),
+        Column("p", "number"),
+        Column(f"p ({summary['correction']})", "number"),
+        Column(f"always-valid {confidence} CI", "number", interval=True),
+    ]
+    rows = [
         [
             m["metric"] + (" (CUPED)" if m["cuped"] else ""),
             f"{m['treatment']} vs {m['baseline']}",
@@ -276,43 +294,80 @@ def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title:
             m["mean_baseline"],
             m["mean_treatment"],
             m["absolute"]["estimate"],
-            _interval(m["absolute"]["ci_low"], m["absolute"]["ci_high"]),
-            _interval(m["relative"]["ci_low"], m["relative"]["ci_high"], percent=True),
+            _pair(m["absolute"]),
+            _pair(m["relative"]),
             m["absolute"]["p_value"],
             m["adjusted_p_value"],
-            _interval(m["sequential"]["ci_low"], m["sequential"]["ci_high"]),
+            _pair(m["sequential"]),
         ]
         for m in summary["metrics"]
         if not m["is_guardrail"]
     ]
-    guard_rows = [
-        [
-            m["metric"],
-            f"{m['treatment']} vs {m['baseline']}",
-            m["guardrail"]["estimate"] if m["guardrail"] else None,
-            m["guardrail"]["margin"] if m["guardrail"] else None,
-            m["guardrail"]["bound"] if m["guardrail"] else None,
-            m["guardrail"]["p_value"] if m["guardrail"] else None,
-            bool(m["guardrail"] and m["guardrail"]["passed"]),
-        ]
-        for m in summary["metrics"]
-        if m["is_guardrail"]
+    return Table(columns, rows)
+
+
+def _guardrail_table(summary: dict[str, Any]) -> Table:
+    columns = [
+        Column("metric"),
+        Column("comparison"),
+        *(Column(label, "number") for label in ("effect", "margin", "one-sided bound", "p")),
+        Column("passed", "flag"),
     ]
-    profit_rows = [
+    rows = []
+    for m in summary["metrics"]:
+        if m["is_guardrail"]:
+            guard = m["guardrail"] or {}
+            values = [guard.get(k) for k in ("estimate", "margin", "bound", "p_value")]
+            comparison = f"{m['treatment']} vs {m['baseline']}"
+            rows.append([m["metric"], comparison, *values, bool(guard.get("passed"))])
+    return Table(columns, rows)
+
+
+def _profit_table(summary: dict[str, Any], confidence: str, currency: str) -> Table:
+    unit = f" ({currency})" if currency else ""
+    columns = [
+        Column("comparison"),
+        Column(f"baseline per unit{unit}", "money"),
+        Column(f"treatment per unit{unit}", "money"),
+        Column(f"uplift per unit{unit}", "money"),
+        Column(f"{confidence} CI", "money", interval=True),
+        Column("treatment units", "integer"),
+        Column(f"total uplift{unit}", "money"),
+        Column(f"{confidence} CI", "money", interval=True),
+        Column("confident gain", "flag"),
+    ]
+    rows = [
         [
             f"{p['treatment']} vs {p['baseline']}" + (" (CUPED)" if p["cuped"] else ""),
             p["mean_baseline"],
             p["mean_treatment"],
             p["per_unit"]["estimate"],
-            _interval(p["per_unit"]["ci_low"], p["per_unit"]["ci_high"]),
+            _pair(p["per_unit"]),
             p["treatment_units"],
             p["total"]["estimate"],
-            _interval(p["total"]["ci_low"], p["total"]["ci_high"]),
+            _pair(p["total"]),
             p["confident_gain"],
         ]
         for p in summary["profit"]
     ]
-    segment_rows = [
+    return Table(columns, rows)
+
+
+def _segment_table(summary: dict[str, Any]) -> Table:
+    columns = [
+        Column("metric"),
+        Column("comparison"),
+        Column("segment column"),
+        Column("levels", "integer"),
+        Column("Cochran's Q", "number"),
+        Column("p (heterogeneity)", "number"),
+        Column("I²", "number"),
+        Column("lowest"),
+        Column("highest"),
+        Column("range", "number"),
+        Column("regressions (Holm)"),
+    ]
+    rows = [
         [
             s["metric"],
             f"{s['treatment']} vs {s['baseline']}",
@@ -328,106 +383,47 @@ def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title:
         ]
         for s in summary["segments"]
     ]
-    units = summary["units"]
+    return Table(columns, rows)
+
+
+def report_sections(analysis: ExperimentAnalysis) -> list[Section]:
+    """Verdict, unit accounting, metrics, then guardrails, net profit and segments if any."""
+    summary = summary_dict(analysis)
+    confidence = level(analysis.config.alpha)
+    currency = analysis.config.profit.currency if analysis.config.profit else ""
     sections = [
-        "<h2>Verdict</h2><ul>"
-        + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-        + "</ul>",
-        "<h2>Units</h2>"
-        + _table(
-            list(units),
-            [
-                [
-                    units[k] if not isinstance(units[k], list) else ", ".join(units[k]) or "–"
-                    for k in units
-                ]
-            ],
-        ),
-        "<h2>Metrics</h2>"
-        + _table(
-            [
-                "metric",
-                "comparison",
-                "n",
-                "baseline mean",
-                "treatment mean",
-                "effect",
-                f"{confidence} CI",
-                f"relative {confidence} CI",
-                "p",
-                f"p ({summary['correction']})",
-                f"always-valid {confidence} CI",
-            ],
-            metric_rows,
-        ),
+        Section("Verdict", [Bullets(_verdict_lines(summary["verdict"], confidence))]),
+        Section("Units", [_units_table(summary["units"])]),
+        Section("Metrics", [_metric_table(summary, confidence)]),
     ]
-    if guard_rows:
-        sections.append(
-            "<h2>Guardrails (one-sided non-inferiority)</h2>"
-            + _table(
-                ["metric", "comparison", "effect", "margin", "one-sided bound", "p", "passed"],
-                guard_rows,
-            )
-        )
-    if profit_rows:
-        sections.append(
-            "<h2>Net profit uplift</h2>"
-            + _table(
-                [
-                    "comparison",
-                    "baseline per unit",
-                    "treatment per unit",
-                    "uplift per unit",
-                    f"{confidence} CI",
-                    "treatment units",
-                    "total uplift",
-                    f"{confidence} CI",
-                    "confident gain",
-                ],
-                profit_rows,
-            )
-        )
-    if segment_rows:
-        sections.append(
-            "<h2>Segments</h2>"
-            + _table(
-                [
-                    "metric",
-                    "comparison",
-                    "segment column",
-                    "levels",
-                    "Cochran's Q",
-                    "p (heterogeneity)",
-                    "I²",
-                    "lowest",
-                    "highest",
-                    "range",
-                    "regressions (Holm)",
-                ],
-                segment_rows,
-            )
-        )
-    pictures = "".join(
-        f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" '
-        f'src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-        for name, data in images.items()
+    if any(m["is_guardrail"] for m in summary["metrics"]):
+        guards = _guardrail_table(summary)
+        sections.append(Section("Guardrails (one-sided non-inferiority)", [guards]))
+    if summary["profit"]:
+        profit = _profit_table(summary, confidence, currency)
+        sections.append(Section("Net profit uplift", [profit]))
+    if summary["segments"]:
+        sections.append(Section("Segments", [_segment_table(summary)]))
+    return sections
+
+
+def render_report(analysis: ExperimentAnalysis, images: dict[str, bytes], title: str) -> str:
+    """A self-contained HTML page: verdict, tables, then the plots."""
+    sources = analysis.sources
+    intro = markup(
+        "Control <b>{}</b>, arms {}; alpha {}; exposures <code>{}</code>, "
+        "outcomes <code>{}</code>.",
+        analysis.config.control,
+        ", ".join(analysis.arms),
+        analysis.config.alpha,
+        str(sources.get("exposures", "")),
+        str(sources.get("outcomes", "")),
     )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.8rem; margin-bottom: 1rem; }}
-th, td {{ padding: 0.25rem 0.5rem; border-bottom: 1px solid #ddd; text-align: right; }}
-img {{ max-width: 100%; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Control <b>{html.escape(summary["control"])}</b>, arms {html.escape(", ".join(summary["arms"]))};
-alpha {summary["alpha"]}; exposures <code>{html.escape(str(summary["sources"].get("exposures", "")))}</code>,
-outcomes <code>{html.escape(str(summary["sources"].get("outcomes", "")))}</code>.</p>
-{"".join(sections)}
-{pictures}
-</body></html>
-"""
+    return render_page(
+        title,
+        [*report_sections(analysis), *plot_sections(images)],
+        intro=[Paragraph(intro)],
+    )
 
 
 def write_report(

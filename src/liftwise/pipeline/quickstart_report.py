@@ -3,20 +3,34 @@ not treating and every policy's true value."""
 
 from __future__ import annotations
 
-import base64
-import html
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from liftwise.decide.batch import Decisions
+from liftwise.decide.optimizer import BudgetCurve
 from liftwise.evaluate.race import RaceResult
-from liftwise.evaluate.report import plot_arm_curves, plot_policy_profit, png_bytes, table_html
+from liftwise.evaluate.report import plot_arm_curves, plot_policy_profit, race_sections
 from liftwise.io import atomic_path
+from liftwise.report import (
+    Column,
+    Paragraph,
+    Section,
+    Table,
+    figure_png,
+    markup,
+    plot_sections,
+    render_page,
+)
+
+if TYPE_CHECKING:  # quickstart imports this module when it writes the report
+    from liftwise.pipeline.quickstart import PolicyRow
 
 
-def plot_budget_curve(curve, budget: float) -> bytes:
+def plot_budget_curve(curve: BudgetCurve, budget: float) -> bytes:
     """Expected profit (model's view) of the best allocation at every budget."""
     budgets, profits, bounds = curve.budget, curve.profit, curve.upper_bound
     figure = Figure(figsize=(7, 4))
@@ -28,7 +42,7 @@ def plot_budget_curve(curve, budget: float) -> bytes:
     axis.set_ylabel("expected net profit (VND)")
     axis.set_title("Profit vs budget")
     axis.legend(fontsize=8)
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
 def plot_counts(counts: dict[str, int], title: str) -> bytes:
@@ -38,10 +52,10 @@ def plot_counts(counts: dict[str, int], title: str) -> bytes:
     axis.barh(names, [counts[n] for n in names])
     axis.set_title(title)
     axis.invert_yaxis()
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
-def plot_policies(policies) -> bytes:
+def plot_policies(policies: Sequence[PolicyRow]) -> bytes:
     figure = Figure(figsize=(7, 3.8))
     axis = figure.subplots()
     names = [p.name for p in policies]
@@ -51,47 +65,61 @@ def plot_policies(policies) -> bytes:
     axis.set_xlabel("true incremental net profit (million VND)")
     axis.invert_yaxis()
     axis.set_title("Every policy, valued with ground truth")
-    return png_bytes(figure)
+    return figure_png(figure)
 
 
 def write_quickstart_report(
-    out: Path, race: RaceResult, decisions: Decisions, policies, budget: float, curve
+    out: Path,
+    race: RaceResult,
+    decisions: Decisions,
+    policies: Sequence[PolicyRow],
+    budget: float,
+    curve: BudgetCurve,
 ) -> Path:
+    """``out/report.html``: the decisions' summary, every policy's true value, the race's
+    tables and the plots, in the report shell."""
     summary = decisions.summary()
+    counts = cast(dict[str, dict[str, int]], summary)  # summary(): arm and reason counts
     images = {
         "policies, true value": plot_policies(policies),
         "profit vs K (race)": plot_policy_profit(race, "VND"),
         "uplift curves (race)": plot_arm_curves(race, 0),
         "Qini curves (race)": plot_arm_curves(race, 1),
         "profit vs budget": plot_budget_curve(curve, budget),
-        "arm mix": plot_counts(summary["arm_counts"], "decided arms"),
-        "reasons for not treating": plot_counts(summary["reasons"], "untreated units by reason"),
+        "arm mix": plot_counts(counts["arm_counts"], "decided arms"),
+        "reasons for not treating": plot_counts(counts["reasons"], "untreated units by reason"),
     }
-    rows = "".join(
-        f"<tr><td>{html.escape(p.name)}</td><td>{p.treated:,}</td><td>{p.expected_cost:,.0f}</td>"
-        f"<td>{p.incremental_profit:,.0f}</td></tr>"
-        for p in policies
+    intro = Paragraph(
+        markup(
+            "Budget {:,.0f} VND for {:,} customers. Race winner <b>{}</b>; {:,} customers "
+            "treated, expected profit {:,.0f} VND (optimiser bound {:,.0f}, gap {:,.0f}).",
+            budget,
+            summary["units"],
+            race.winner,
+            summary["treated"],
+            summary["expected_profit"],
+            summary["upper_bound"],
+            summary["gap"],
+        )
     )
-    pictures = "".join(
-        f'<h2>{html.escape(name)}</h2><img alt="{html.escape(name)}" '
-        f'src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-        for name, data in images.items()
+    policy_table = Table(
+        [
+            Column("policy"),
+            Column("treated", "integer"),
+            Column("true expected cost (VND)", "money"),
+            Column("true incremental net profit (VND)", "money"),
+        ],
+        [[p.name, p.treated, p.expected_cost, p.incremental_profit] for p in policies],
     )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>liftwise quickstart</title>
-<style>body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; }} td, th {{ padding: 0.25rem 0.6rem;
-border-bottom: 1px solid #ddd; text-align: right; }} img {{ max-width: 100%; }}</style></head>
-<body><h1>liftwise quickstart</h1>
-<p>Budget {budget:,.0f} VND for {summary["units"]:,} customers. Race winner
-<b>{html.escape(race.winner)}</b>; {summary["treated"]:,} customers treated, expected
-profit {summary["expected_profit"]:,.0f} VND (optimiser bound {summary["upper_bound"]:,.0f},
-gap {summary["gap"]:,.0f}).</p>
-<table><tr><th>policy</th><th>treated</th><th>true expected cost</th>
-<th>true incremental net profit</th></tr>{rows}</table>
-<h2>Race</h2>{table_html(race.table)}
-{pictures}</body></html>
-"""
+    page = render_page(
+        "liftwise quickstart",
+        [
+            Section("Policies, valued with ground truth", [policy_table]),
+            *race_sections(race, "VND", suffix=" (race)"),
+            *plot_sections(images),
+        ],
+        intro=[intro],
+    )
     path = out / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(page)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import getpass
-import html
 import re
 from collections.abc import Sequence
 from functools import partial
@@ -32,6 +31,18 @@ from liftwise.evaluate.bootstrap import bootstrap_ci, metric_with_ci
 from liftwise.evaluate.bundle import ModelBundle
 from liftwise.evaluate.metrics import policy_profit_at_k
 from liftwise.evaluate.race import RaceResult
+from liftwise.report import (
+    Block,
+    Bullets,
+    Column,
+    Facts,
+    Paragraph,
+    Plot,
+    Section,
+    Table,
+    format_value,
+    render_page,
+)
 
 SCHEMA_VERSION = "0.0.2"
 MIN_UNITS_PER_ARM = 20  # a segment slice needs this many validation units in every arm
@@ -218,7 +229,7 @@ def card_from_race(
 ) -> ModelCard:
     """Everything the race knows, as a card without a version (see :func:`complete_card`)."""
     context = context or CardContext()
-    winner = result.table[result.table["name"] == result.winner].iloc[0]
+    winner = result.winner_row
     metrics = [*_overall_metrics(result), *_baseline_metrics(result)]
     notes: list[str] = []
     if segments is not None:
@@ -294,7 +305,7 @@ def _interval(low: float, high: float) -> ConfidenceInterval:
 
 def _overall_metrics(result: RaceResult) -> list[PerformanceMetric]:
     """The winner's Profit@K and, per arm, AUUC, Qini and uplift@k, each with its CI."""
-    row = result.table[result.table["name"] == result.winner].iloc[0]
+    row = result.winner_row
     k = result.settings.k
     out = [
         PerformanceMetric(
@@ -361,7 +372,11 @@ def segment_slices(
     """Per segment of the validation split: the winner's Profit@K, and per arm its
     uplift@k (bootstrap CIs), the observed effect (normal CI) and the mean predicted
     effect. Segments too small to measure are listed in the returned notes."""
-    if result.validation_mask is None or result.winner_profit_scores is None:
+    if (
+        result.validation_mask is None
+        or result.winner_profit_scores is None
+        or result.winner_effects is None
+    ):
         raise UserError("this race result has no validation predictions (rerun the race)")
     settings = result.settings
     mask = result.validation_mask
@@ -532,7 +547,7 @@ def _considerations(
     """Defaults every uplift model needs said, plus findings from this race's numbers."""
     settings = result.settings
     table = result.table
-    winner = table[table["name"] == result.winner].iloc[0]
+    winner = result.winner_row
     learners = table[(table["kind"] == "learner") & (table["name"] != result.winner)]
     costs = ", ".join(
         f"{arm}: contact {c.contact:g}, redemption {c.redemption:g}"
@@ -543,7 +558,7 @@ def _considerations(
         f"Learned from one randomised experiment ({frame.source}; arm shares {shares}): valid "
         "for the same population, arms, outcome definition and decision timing.",
         f"Expected profit uses the money fixed at training: value per outcome "
-        f"{_number(settings.economics.value_per_outcome)}; costs {costs or 'none'}. Re-score "
+        f"{format_value(settings.economics.value_per_outcome, 'number')}; costs {costs or 'none'}. Re-score "
         "(or retrain) when costs or margins change.",
         "Effects are estimates: per-unit predictions are noisy, rankings matter more than "
         "single values; validation metrics come from one held-out split.",
@@ -612,35 +627,53 @@ def _sensitive_names(bundle: ModelBundle) -> list[str]:
 
 # ---------------------------------------------------------------------- rendering
 
-_METRIC_HEADER = ["metric", "arm", "slice", "value", "95% CI", "units"]
-_DATASET_HEADER = ["dataset", "rows", "sha256 (first 16)", "feature views", "description"]
+
+def metric_table(card: ModelCard) -> Table:
+    """Every performance metric: type, arm, slice, value, 95% CI, units."""
+    columns = [
+        Column("metric"),
+        Column("arm"),
+        Column("slice"),
+        Column("value", "number"),
+        Column("95% CI", "number", interval=True),
+        Column("units", "integer"),
+    ]
+    rows = [
+        [
+            m.type,
+            m.arm or "",
+            m.slice or "all",
+            m.value,
+            None
+            if m.confidence_interval is None
+            else (m.confidence_interval.lower_bound, m.confidence_interval.upper_bound),
+            m.units,
+        ]
+        for m in card.quantitative_analysis.performance_metrics
+    ]
+    return Table(columns, rows)
 
 
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.4g}"
-
-
-def _metric_rows(card: ModelCard) -> list[list[str]]:
-    rows = []
-    for m in card.quantitative_analysis.performance_metrics:
-        ci = m.confidence_interval
-        interval = "" if ci is None else f"{_number(ci.lower_bound)} to {_number(ci.upper_bound)}"
-        units = f"{m.units:,}" if m.units is not None else ""
-        rows.append([m.type, m.arm or "", m.slice or "all", _number(m.value), interval, units])
-    return rows
-
-
-def _dataset_rows(card: ModelCard) -> list[list[str]]:
-    return [
+def dataset_table(card: ModelCard) -> Table:
+    """Every dataset: rows, content hash, feature-view versions, description."""
+    columns = [
+        Column("dataset"),
+        Column("rows", "integer"),
+        Column("sha256 (first 16)"),
+        Column("feature views"),
+        Column("description"),
+    ]
+    rows = [
         [
             d.name,
-            f"{d.rows:,}" if d.rows is not None else "",
+            d.rows,
             (d.sha256 or "")[:16],
             ", ".join(f"{k}@{v}" for k, v in d.feature_views.items()),
             d.description or "",
         ]
         for d in card.model_parameters.data
     ]
+    return Table(columns, rows)
 
 
 def _facts(card: ModelCard) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -697,18 +730,19 @@ def _title(card: ModelCard) -> str:
 def render_markdown(card: ModelCard, image_files: dict[str, str] | None = None) -> str:
     """The card as Markdown; ``image_files`` maps graphic names to image files beside it."""
 
-    def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def table(shown: Table) -> list[str]:
         def line(cells: list[str]) -> str:
             escaped = (c.replace("|", "\\|").replace("\n", " ") for c in cells)
             return "| " + " | ".join(escaped) + " |"
 
-        return [line(header), line(["---"] * len(header)), *map(line, rows), ""]
+        header = shown.header
+        return [line(header), line(["---"] * len(header)), *map(line, shown.cells()), ""]
 
     lines = [f"# {_title(card)}", ""]
     for title, fields in _facts(card):
         lines += [f"## {title}", ""] + [f"- **{k}**: {v}" for k, v in fields if v] + [""]
-    lines += ["### Datasets", "", *table(_DATASET_HEADER, _dataset_rows(card))]
-    lines += ["## Quantitative analysis", "", *table(_METRIC_HEADER, _metric_rows(card))]
+    lines += ["### Datasets", "", *table(dataset_table(card))]
+    lines += ["## Quantitative analysis", "", *table(metric_table(card))]
     for graphic in card.quantitative_analysis.graphics.collection:
         if image_files and graphic.name in image_files:
             lines += [f"![{graphic.name}]({image_files[graphic.name]})", ""]
@@ -720,43 +754,23 @@ def render_markdown(card: ModelCard, image_files: dict[str, str] | None = None) 
 
 
 def render_html(card: ModelCard) -> str:
-    """The card as one self-contained HTML page, plots inline."""
-    e = html.escape
-
-    def table(header: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{e(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    parts = []
-    for title, fields in _facts(card):
-        items = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in fields if v)
-        parts.append(f"<h2>{e(title)}</h2><dl>{items}</dl>")
-    parts.append("<h3>Datasets</h3>" + table(_DATASET_HEADER, _dataset_rows(card)))
-    parts.append("<h2>Quantitative analysis</h2>" + table(_METRIC_HEADER, _metric_rows(card)))
+    """The card as one self-contained HTML page in the report shell, plots inline."""
+    sections = [Section(title, [Facts(fields)]) for title, fields in _facts(card)]
+    sections.append(Section("Datasets", [dataset_table(card)], level=3))
     graphics = card.quantitative_analysis.graphics
+    quantitative: list[Block] = [metric_table(card)]
     if graphics.description:
-        parts.append(f"<p>{e(graphics.description)}</p>")
-    parts += [
-        f'<figure><img alt="{e(g.name)}" src="data:image/png;base64,{g.image}">'
-        f"<figcaption>{e(g.name)}</figcaption></figure>"
-        for g in graphics.collection
+        quantitative.append(Paragraph(graphics.description))
+    quantitative += [
+        Plot(g.name, base64.b64decode(g.image), caption=g.name) for g in graphics.collection
     ]
-    parts.append("<h2>Considerations</h2>")
-    for label, items in _considerations_lists(card):
-        parts.append(f"<h3>{e(label)}</h3><ul>{''.join(f'<li>{e(x)}</li>' for x in items)}</ul>")
-    title = _title(card)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; max-width: 72rem; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1rem; }}
-th, td {{ padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; text-align: left; }}
-dt {{ font-weight: 600; margin-top: 0.4rem; }} dd {{ margin-left: 1rem; }}
-img {{ max-width: 100%; }} figcaption {{ color: #555; font-size: 0.85rem; }}
-</style></head><body>
-<h1>{e(title)}</h1>
-{"".join(parts)}
-<p><small>Model Card Toolkit schema {e(card.schema_version)}, mirrored by liftwise.</small></p>
-</body></html>
-"""
+    sections.append(Section("Quantitative analysis", quantitative))
+    sections.append(Section("Considerations"))
+    sections += [
+        Section(label, [Bullets(items)], level=3) for label, items in _considerations_lists(card)
+    ]
+    return render_page(
+        _title(card),
+        sections,
+        note=f"Model Card Toolkit schema {card.schema_version}, mirrored by liftwise.",
+    )

@@ -266,7 +266,7 @@ def log_race(
         )
         run_params = race_params(result, bundle, frame, dataset, feature_versions)
         run_params |= {metric_key(k): str(v)[:_PARAM_LIMIT] for k, v in (params or {}).items()}
-        winner = result.table[result.table["name"] == result.winner].iloc[0]
+        winner = result.winner_row
         with (
             active_store(settings) as mlflow,
             mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run,
