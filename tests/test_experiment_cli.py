@@ -200,8 +200,14 @@ def write_pair(tmp_path):
             ["--control", "control", "--arms", "control=x", "--binary", "converted"],
             "option --arms: ratio of 'control' is not a number: 'x'",
         ),
-        (["--config", "BAD", "--continuous", "revenue"], "bad.yaml: not valid YAML"),
-        (["--config", "LIST"], "list.yaml: expected a mapping of settings at the top level"),
+        (
+            ["--config", "BAD", "--continuous", "revenue"],
+            "bad.yaml, option --config: invalid YAML at line",
+        ),
+        (
+            ["--config", "LIST"],
+            "list.yaml, option --config: expected a mapping of settings at the top level",
+        ),
         (["--config", "MISSING"], "missing.yaml, option --config: no such file"),
     ],
 )

@@ -118,7 +118,10 @@ def test_run_holds_parameters_metrics_with_cis_tags_and_inputs(race, settings, r
     assert run.data.tags["liftwise.winner"] == race.result.winner
     assert run.data.tags[TAG_MODEL_ID].startswith("m-")
     contexts = {
-        tag.value for i in run.inputs.dataset_inputs for tag in i.tags if tag.key.endswith("context")
+        tag.value
+        for i in run.inputs.dataset_inputs
+        for tag in i.tags
+        if tag.key.endswith("context")
     }
     assert contexts == {"training", "validation"}
 

@@ -85,8 +85,9 @@ def assign_command(
 
     from liftwise.experiment.assign import Design, assign_units
     from liftwise.experiment.data import read_table, unit_id_values
-    from liftwise.io import write_frame
+    from liftwise.io import TABLE_SUFFIXES, check_output, write_frame
 
+    check_output(out, inputs=(units_file,), suffixes=TABLE_SUFFIXES)
     try:
         design = Design(
             name=experiment,
@@ -257,6 +258,10 @@ def analyze_command(
     """Analyse an experiment: SRM, effects with Welch/z/delta-method/CUPED intervals, always-
     valid intervals, guardrails, segments and net profit uplift; writes report.html and
     summary.json. Units exposed to more than one arm are excluded and counted."""
+    from liftwise.io import check_output
+
+    log_file = None if "://" in exposures else exposures
+    check_output(out, kind="directory", inputs=(log_file, outcomes, config))
     settings = build_config(
         config,
         control=control,
@@ -344,8 +349,10 @@ def from_world_command(
         raise UserError(f"unknown design '{design}' (campaign or policy)", option="--design")
     from liftwise.experiment.data import read_table
     from liftwise.experiment.world import write_world_experiment
+    from liftwise.io import check_output
     from liftwise.simulate import load_world
 
+    check_output(out, kind="directory", inputs=(world_dir, policy))
     decisions = None
     if policy is not None:
         decisions = read_table(policy, ["unit_id", "arm"], require=True).to_pandas()

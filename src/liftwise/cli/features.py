@@ -75,11 +75,13 @@ def build_command(
     """Compute feature snapshots from the world's raw tables and write its Feast repo (apply)."""
     from liftwise.features.snapshots import snapshot_times
     from liftwise.features.store import build_feature_repo
+    from liftwise.io import check_output
     from liftwise.simulate import load_world
 
     if online_store is not None and online_store not in {"sqlite", "redis"}:
         raise UserError(f"choose sqlite or redis, got '{online_store}'", option="--online-store")
     settings = _settings(data_dir, online_store)
+    check_output(settings.data_dir, kind="directory", inputs=(world_dir,), option="--data-dir")
     world = load_world(world_dir)
     total = len(snapshot_times(world, every_days))
     with progress_bar(f"feature snapshots ({world.name})", total=total) as advance:
@@ -129,10 +131,9 @@ def training_frame_command(
 ) -> None:
     """Point-in-time correct features for each entity row (one output row per input row)."""
     from liftwise.ingest import read_table
-    from liftwise.io import write_frame
+    from liftwise.io import TABLE_SUFFIXES, check_output, write_frame
 
-    if out.suffix not in {".parquet", ".csv"}:
-        raise UserError("output must end in .parquet or .csv", option="--out", file=out)
+    check_output(out, inputs=(entities,), suffixes=TABLE_SUFFIXES)
     repo = _repo(data_dir, world)
     table = read_table(entities)
     with console.status(f"point-in-time join of {len(table):,} rows"):

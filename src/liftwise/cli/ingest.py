@@ -53,7 +53,9 @@ def ingest(
 ) -> None:
     """Load a randomised experiment from your own table, validate it and save it."""
     from liftwise.ingest import load_experiment
+    from liftwise.io import PARQUET_SUFFIXES, check_output
 
+    check_output(out, inputs=(data,), suffixes=PARQUET_SUFFIXES)
     frame = load_experiment(
         data,
         treatment=treatment,
@@ -73,7 +75,9 @@ def hillstrom(
 ) -> None:
     """Load the Hillstrom e-mail experiment (control: No E-Mail), validate it and save it."""
     from liftwise.ingest import load_hillstrom
+    from liftwise.io import PARQUET_SUFFIXES, check_output
 
+    check_output(out, inputs=(data,), suffixes=PARQUET_SUFFIXES)
     _save_and_summarise(load_hillstrom(data), out)
 
 

@@ -95,6 +95,9 @@ def train_command(
 ) -> None:
     """Run the model race on an experiment; keep the winner (by Profit@K) and the report,
     and log the race to MLflow (optionally registering the winner)."""
+    from liftwise.io import check_output
+
+    check_output(out, kind="directory", inputs=(data, world))
     if register is not None and not track:
         raise UserError("registering needs a tracked run: drop --no-track", option="--register")
     if track:  # bad tracking settings fail now, not after a long race
@@ -244,12 +247,11 @@ def score_command(
     """Per unit and arm: effect, its interval where available, and expected net profit."""
 
     from liftwise.evaluate.bundle import load_bundle, score_units
-    from liftwise.io import write_frame
+    from liftwise.io import TABLE_SUFFIXES, check_output, write_frame
 
     if not 0 < alpha < 1:
         raise UserError(f"must be in (0, 1), got {alpha}", option="--alpha")
-    if out.suffix not in (".parquet", ".csv"):
-        raise UserError("output must end in .parquet or .csv", option="--out", file=out)
+    check_output(out, inputs=(data, model), suffixes=TABLE_SUFFIXES)
     bundle = load_bundle(model)
     ids, X, _features, _now = _units_to_score(bundle, data, unit_id)
     scores = score_units(bundle, X, ids, alpha=alpha)
@@ -284,10 +286,9 @@ def decide_command(
     from liftwise.decide.batch import decide_batch
     from liftwise.decide.config import load_decision_config
     from liftwise.evaluate.bundle import load_bundle
-    from liftwise.io import write_frame
+    from liftwise.io import TABLE_SUFFIXES, check_output, write_frame
 
-    if out.suffix not in (".parquet", ".csv"):
-        raise UserError("output must end in .parquet or .csv", option="--out", file=out)
+    check_output(out, inputs=(data, model, guardrails, exposures), suffixes=TABLE_SUFFIXES)
     config = load_decision_config(guardrails, budget=budget)
     bundle = load_bundle(model)
     ids, X, features, now = _units_to_score(bundle, data, unit_id)

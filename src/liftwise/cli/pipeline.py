@@ -48,8 +48,10 @@ def run_command(
     ] = None,
 ) -> None:
     """Run the pipeline's steps in order; every step also runs alone (see --steps)."""
+    from liftwise.io import check_output
     from liftwise.pipeline.daily import STEPS, PipelineConfig, run_pipeline
 
+    check_output(data_dir, kind="directory", option="--data-dir")
     config = PipelineConfig.from_json(
         {
             "data_dir": str(data_dir),

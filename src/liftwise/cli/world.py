@@ -109,8 +109,10 @@ def simulate_command(
         outcome_window_days=window_days,
         arms=_parse_arm_ratios(world, arm or []),
     )
+    from liftwise.io import check_output
     from liftwise.simulate import simulate
 
+    check_output(out, kind="directory")
     with progress_bar(f"simulating {world}", total=units) as advance:
         manifest = simulate(config, out, progress=advance)
     stdout.print(f"wrote {out} ({_sizes_line(manifest['sizes'])})")
@@ -132,8 +134,11 @@ def validate_command(
     Exits 2 when any rule is broken; prints each broken rule with its count and first rows.
     """
     from liftwise.contracts.validate import validate_world
+    from liftwise.io import check_output
     from liftwise.simulate import load_world
 
+    if report is not None:
+        check_output(report, inputs=(directory,), suffixes=(".csv",), option="--report")
     world = load_world(directory)
     total = sum(int(t["rows"]) for t in world.manifest["tables"].values())
     with progress_bar("validating", total=total) as advance:
@@ -217,8 +222,10 @@ def quickstart_command(
 ) -> None:
     """Generate a fintech world, race the learners, decide a campaign under a budget and
     value it with ground truth against every baseline; writes an HTML report."""
+    from liftwise.io import check_output
     from liftwise.pipeline.quickstart import QUICK_RACE, run_quickstart
 
+    check_output(out, kind="directory")
     if units < 1_000:
         raise UserError("the quickstart needs at least 1,000 customers", option="--units")
     names = tuple(n.strip() for n in learners.split(",") if n.strip()) if learners else QUICK_RACE

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from liftwise.errors import UserError
+from liftwise.io import read_yaml_mapping
 
 Operator = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not in"]
 
@@ -106,18 +106,7 @@ def load_decision_config(path: str | Path | None, **overrides: object) -> Decisi
     data: dict[str, object] = {}
     source = str(path) if path is not None else "decision config"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError("no such file", file=path)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise UserError(f"invalid YAML{where}", file=path) from None
-        if not isinstance(loaded, dict):
-            raise UserError("expected a mapping of settings at the top level", file=path)
-        data.update(loaded)
+        data.update(read_yaml_mapping(path))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return DecisionConfig.model_validate(data)

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from liftwise.errors import UserError
+from liftwise.io import read_yaml_mapping
 from liftwise.stats.multiple import Correction
 from liftwise.stats.sequential import DEFAULT_TUNING
 from liftwise.stats.srm import DEFAULT_THRESHOLD
@@ -174,16 +175,7 @@ def parse_config(payload: dict[str, Any], *, source: str) -> AnalysisConfig:
 
 def read_payload(path: str | Path, *, option: str | None = None) -> dict[str, Any]:
     """The top-level mapping of a YAML config file; a UserError naming the file otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("no such file", file=path, option=option)
-    try:
-        payload = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"not valid YAML: {str(err).splitlines()[0]}", file=path) from None
-    if not isinstance(payload, dict):
-        raise UserError("expected a mapping of settings at the top level", file=path)
-    return payload
+    return read_yaml_mapping(path, option=option)
 
 
 def load_config(path: str | Path, **overrides: Any) -> AnalysisConfig:

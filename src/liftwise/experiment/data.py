@@ -68,6 +68,8 @@ def read_table(
         kind = "Parquet" if parquet else "CSV"
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot read as {kind}: {first}", file=path) from None
+    if table.num_rows == 0:
+        raise UserError("no data rows", file=path)
     if require and columns is not None:
         _require(table, columns, str(path), found=present)
     return table
@@ -107,7 +109,7 @@ def read_postgres(url: str) -> pa.Table:
         import psycopg
 
         with psycopg.connect(dsn, connect_timeout=10) as connection:
-            cursor = connection.execute(f"SELECT * FROM {quoted}")  # type: ignore[arg-type]
+            cursor = connection.execute(f"SELECT * FROM {quoted}")
             names = [column.name for column in cursor.description or []]
             frame = pd.DataFrame(cursor.fetchall(), columns=names)
     except ImportError:

@@ -24,7 +24,7 @@ from liftwise.evaluate.economics import campaign_economics
 from liftwise.evaluate.race import RaceResult, RaceSettings, run_race, winner_bundle
 from liftwise.evaluate.report import save_race
 from liftwise.features import experiment_frame
-from liftwise.io import write_json
+from liftwise.io import write_frame, write_json
 from liftwise.simulate import World, WorldConfig, load_world, policy_value, simulate
 from liftwise.simulate.truth import expected_net_matrix
 
@@ -212,7 +212,7 @@ def run_quickstart(
         config,
         now=dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"]),
     )
-    decisions.table.to_parquet(out / "decisions.parquet", index=False)
+    write_frame(out / "decisions.parquet", decisions.table)
     say("valuing every policy with ground truth")
     policies = value_policies(world, decisions, budget, seed)
     from liftwise.pipeline.quickstart_report import write_quickstart_report
