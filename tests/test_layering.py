@@ -35,6 +35,7 @@ STAGES: dict[str, Stage] = {
     ROOT: Stage(0, only=frozenset()),
     "io": Stage(0, only=frozenset({"errors"})),
     "settings": Stage(0, only=frozenset({"errors"})),
+    "report": Stage(0, only=frozenset({ROOT})),  # the page shell: only ``__version__``
     "stats": Stage(0.5, only=frozenset({"errors"})),
     "contracts": Stage(1, highest_import=0),
     "simulate": Stage(2, highest_import=1),
@@ -131,6 +132,8 @@ def test_imports_follow_the_stage_order(path: Path):
         ("stats", "errors", True),
         ("stats", "io", False),
         ("stats", "experiment", False),
+        ("report", "evaluate", False),  # the page shell knows no page
+        ("evaluate", "report", True),
         ("experiment", "stats", True),
         ("registry", "stats", True),
         ("learn", "features", False),  # learn reads only contracts and below
