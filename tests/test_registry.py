@@ -372,3 +372,24 @@ def test_segments_may_be_indexed_by_unit_id(race):
     np.testing.assert_array_equal(align_segments(shuffled, race.frame), by_row.to_numpy())
     with pytest.raises(UserError, match="no segment for unit_id"):
         align_segments(shuffled.iloc[1:], race.frame)
+
+
+def test_the_cards_observed_effect_is_the_normal_welch_interval_and_none_without_variance():
+    from scipy import stats
+
+    from liftwise.registry.card.stats import observed_effect
+
+    rng = np.random.default_rng(5)
+    t = np.repeat([0, 1, 2], [300, 250, 40])
+    y = rng.normal(1.0 + 0.2 * t, 1.0 + t)
+    treated, control = y[t == 2], y[t == 0]
+    effect = treated.mean() - control.mean()
+    se = np.sqrt(treated.var(ddof=1) / treated.size + control.var(ddof=1) / control.size)
+    half = stats.norm.ppf(0.975) * se
+    observed = observed_effect(y, t, 2)
+    assert observed.value == pytest.approx(effect, rel=1e-12)
+    ci = observed.confidence_interval
+    assert ci is not None
+    assert (ci.lower_bound, ci.upper_bound) == pytest.approx((effect - half, effect + half))
+    flat = observed_effect(np.zeros(590), t, 1)  # nobody converted: no variance, no interval
+    assert flat.value == 0.0 and flat.confidence_interval is None
