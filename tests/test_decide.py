@@ -172,16 +172,16 @@ def test_decide_command_end_to_end(tmp_path, capsys):
     )
     out = tmp_path / "decisions.csv"
     assert run(["decide", "--model", str(tmp_path / "race" / "model"), "--data", str(data), "--budget", "150",
-                "--guardrails", str(rules), "--out", str(out)]) == 0  # fmt: skip
+                "--guardrails", str(rules), "--out", str(out), "--number-rows"]) == 0  # fmt: skip
     table = pd.read_csv(out, keep_default_na=False)
     assert len(table) == n and (table.loc[:2, "reason"] == "do_not_contact").all()
     assert (table["arm"] == "a").sum() <= 100
     assert "certified gap" in capsys.readouterr().out
     rules.write_text("budget_per_unit: 3\n")
     assert run(["decide", "--model", str(tmp_path / "race" / "model"), "--data", str(data), "--budget", "150",
-                "--guardrails", str(rules), "--out", str(out)]) == 2  # fmt: skip
+                "--guardrails", str(rules), "--out", str(out), "--number-rows"]) == 2  # fmt: skip
     assert "column 'budget_per_unit': Extra inputs are not permitted" in capsys.readouterr().err
     rules.write_text("capacity: {zz: 3}\n")
     assert run(["decide", "--model", str(tmp_path / "race" / "model"), "--data", str(data), "--budget", "150",
-                "--guardrails", str(rules), "--out", str(out)]) == 2  # fmt: skip
+                "--guardrails", str(rules), "--out", str(out), "--number-rows"]) == 2  # fmt: skip
     assert "unknown arm 'zz'" in capsys.readouterr().err

@@ -334,7 +334,7 @@ def test_bad_entity_frames_are_user_errors(repo: FeatureRepo):
     when = pd.Timestamp("2026-06-01")
     with pytest.raises(UserError, match="column 'event_timestamp'"):
         repo.training_frame(pd.DataFrame({"unit_id": [1]}))
-    with pytest.raises(UserError, match="column 'unit_id', row 1: not an integer id"):
+    with pytest.raises(UserError, match="column 'unit_id', row 1: unit id is not an integer"):
         repo.training_frame(pd.DataFrame({"unit_id": ["1", "x"], "event_timestamp": [when, when]}))
     with pytest.raises(UserError, match="row 0: missing timestamp"):
         repo.training_frame(pd.DataFrame({"unit_id": [1], "event_timestamp": [pd.NaT]}))

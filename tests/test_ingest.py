@@ -200,7 +200,7 @@ def test_load_csv_and_parquet(tmp_path: Path, name: str) -> None:
 
 
 def test_defaults_and_numeric_arm_labels(tmp_path: Path) -> None:
-    table = sample_table().assign(group=[0, 1, 1, 0, 2, 0])
+    table = sample_table().assign(group=[0, 1, 1, 0, 2, 0]).drop(columns="uid")
     path = write_table(tmp_path / "exp.parquet", table.assign(group=table["group"].astype(float)))
     frame = load_experiment(
         path, treatment="group", control="0", outcomes="bought", features=["age", "spend"]
@@ -425,7 +425,7 @@ def test_encode_like_reapplies_the_training_encoding(tmp_path):
     train.to_csv(path, index=False)
     frame = load_experiment(path, treatment="g", control="a", outcomes="y")
     new = pd.DataFrame({"x": [5.0, 6.0], "c": ["v", "zzz"]})
-    encoded = encode_like(new, frame.features, source="new.csv")
+    encoded = encode_like(new, frame.features, source="new.csv", max_unseen_share=1)
     assert list(encoded.columns) == list(frame.features)
     assert encoded.loc[0, "c=v"] == 1.0 and encoded.loc[1, ["c=u", "c=v", "c=w"]].sum() == 0.0
     with pytest.raises(UserError, match=r"new\.csv, column 'c': missing column"):

@@ -698,11 +698,11 @@ def test_bad_arrays_raise_one_user_error_naming_the_parameter(
     error = caught.value
     assert isinstance(error, ParameterError) and isinstance(error, ValueError)
     assert error.parameter == parameter
-    assert error.one_line().startswith(f"option {parameter}: ")
+    assert error.one_line().startswith(f"parameter {parameter}: ")
     assert "\n" not in error.one_line()
 
 
 def test_a_three_dimensional_score_is_refused_naming_score() -> None:
-    with pytest.raises(ParameterError, match=r"option score: .*dim 3") as caught:
+    with pytest.raises(ParameterError, match=r"parameter score: .*dim 3") as caught:
         auuc(Y, T, S[:, None, None])
     assert caught.value.parameter == "score"

@@ -132,7 +132,7 @@ def test_saved_race_can_be_loaded_and_scores_new_units(race, tmp_path):
 
 
 def test_settings_reject_impossible_values():
-    with pytest.raises(UserError, match="option --k"):
+    with pytest.raises(UserError, match="parameter k"):
         RaceSettings(outcome="y", economics=Economics(), k=0)
 
 
@@ -164,7 +164,18 @@ def test_train_and_score_commands_on_a_csv(tmp_path, capsys):
     assert "winner:" in capsys.readouterr().out
     scored = tmp_path / "scores.csv"
     assert (
-        run(["score", "--model", str(out / "model"), "--data", str(data), "--out", str(scored)])
+        run(
+            [
+                "score",
+                "--model",
+                str(out),
+                "--data",
+                str(data),
+                "--out",
+                str(scored),
+                "--number-rows",
+            ]
+        )
         == 0
     )
     scores = pd.read_csv(scored)
@@ -178,7 +189,7 @@ def test_train_and_score_commands_on_a_csv(tmp_path, capsys):
         (["--learners", "magic_forest"], "option --learners: unknown learner 'magic_forest'"),
         (["--cost", "c=1"], "option --cost: costs given for unknown arm(s) ['c']"),
         (["--cost", "a=-1"], "option --cost: cost of 'a' must be >= 0"),
-        (["--k", "1.5"], "option --k: must be in (0, 1]"),
+        (["--k", "1.5"], "option --k: Input should be less than or equal to 1, got 1.5"),
     ],
 )
 def test_train_user_errors(tmp_path, capsys, extra, message):

@@ -1,7 +1,9 @@
 """User-facing errors: one line that names the file, column, row or option at fault.
 
 The CLI turns any :class:`UserError` into that single line and exit status 2, so every
-stage raises these (never bare ``ValueError``) for problems the user can fix.
+stage raises these (never bare ``ValueError``) for problems the user can fix. Library code
+names its own parameter (``parameter="validation_fraction"``), never a command-line flag;
+the CLI renders the parameter as the flag of the command that ran (``--validation-fraction``).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ class UserError(Exception):
         column: str | None = None,
         row: int | None = None,
         option: str | None = None,
+        parameter: str | None = None,
     ) -> None:
         self.message = message
         self.file = str(file) if file is not None else None
         self.column = column
         self.row = row
         self.option = option
+        self.parameter = parameter
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
@@ -35,12 +39,20 @@ class UserError(Exception):
             where.append(self.file)
         if self.option is not None:
             where.append(f"option {self.option}")
+        elif self.parameter is not None:
+            where.append(f"parameter {self.parameter}")
         if self.column is not None:
             where.append(f"column '{self.column}'")
         if self.row is not None:
             where.append(f"row {self.row}")
         prefix = ": ".join([", ".join(where)]) + ": " if where else ""
         return f"{prefix}{self.message}"
+
+    def for_option(self, option: str) -> UserError:
+        """This error re-addressed to the command-line flag that set the parameter."""
+        self.option = option
+        self.args = (self.one_line(),)
+        return self
 
 
 class ParameterError(UserError, ValueError):
@@ -52,5 +64,4 @@ class ParameterError(UserError, ValueError):
     """
 
     def __init__(self, message: str, *, parameter: str) -> None:
-        self.parameter = parameter
-        super().__init__(message, option=parameter)
+        super().__init__(message, parameter=parameter)

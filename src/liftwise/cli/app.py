@@ -54,6 +54,52 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         yield lambda n: bar.advance(task, n)
 
 
+# Flags whose name is not their library parameter's, per command; every other parameter
+# ``some_name`` is the flag ``--some-name`` (see UserError.parameter).
+OPTION_NAMES: dict[str, dict[str, str]] = {
+    "train": {
+        "costs": "--cost",
+        "contact": "--cost",
+        "redemption": "--redemption-cost",
+        "outcomes": "--outcome",
+    },
+    "ingest": {"outcomes": "--outcome"},
+    "simulate": {"arms": "--arm"},
+}
+
+
+def option_for(parameter: str, command: str) -> str:
+    """The flag of ``command`` that sets the library parameter ``parameter``."""
+    return OPTION_NAMES.get(command, {}).get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def comma_list(values: list[str] | None) -> list[str] | None:
+    """The one parser of list options: ``--x a,b --x c`` and ``--x a --x b --x c`` both
+    give ``[a, b, c]`` (blanks dropped); used as the ``callback`` of every list option."""
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _command_name(argv: list[str]) -> str:
+    """The (sub)command path named at the start of ``argv``, e.g. ``experiment analyze``."""
+    command: object = typer.main.get_command(app)
+    names: list[str] = []
+    for token in argv:
+        sub = getattr(command, "commands", {}).get(token)
+        if sub is None:
+            break
+        names.append(token)
+        command = sub
+    return " ".join(names)
+
+
+def note(message: str) -> None:
+    """What a stage did on the user's behalf, as one ``note:`` line on stderr (the
+    ``note`` callback stages take)."""
+    console.print(f"note: {message}", markup=False, highlight=False)
+
+
 def fail(message: str) -> None:
     """Print one line to stderr and exit 2 (user error)."""
     print(f"error: {message}", file=sys.stderr)
@@ -68,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
         # without standalone mode, click returns a command's typer.Exit code instead of exiting
         code = app(args=argv, prog_name="liftwise", standalone_mode=False)
     except UserError as err:
+        if err.parameter is not None and err.option is None:
+            command = _command_name(sys.argv[1:] if argv is None else argv)
+            err.for_option(option_for(err.parameter, command))
         fail(err.one_line())
     except UsageError as err:
         ctx = getattr(err, "ctx", None)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from liftwise.cli.app import app, stdout
+from liftwise.cli.app import app, comma_list, note, stdout
 
 if TYPE_CHECKING:  # stage modules load inside commands, so `--help` stays instant
     from liftwise.contracts.experiment import ExperimentFrame
@@ -31,17 +31,26 @@ def ingest(
         str, typer.Option("--control", help="Label of the untreated arm in the treatment column.")
     ],
     outcome: Annotated[
-        list[str], typer.Option("--outcome", help="Outcome column; repeat for several.")
+        list[str],
+        typer.Option(
+            "--outcome", help="Outcome columns, comma-separated or repeated.", callback=comma_list
+        ),
     ],
     out: OutOption,
     unit_id: Annotated[
         str | None,
-        typer.Option("--unit-id", help="Integer unique id column (default: row number)."),
+        typer.Option(
+            "--unit-id",
+            help="Integer unique id column (default: a column named unit_id; none: row numbers).",
+        ),
     ] = None,
     features: Annotated[
         list[str] | None,
         typer.Option(
-            "--features", help="Feature column; repeat for several (default: all other columns)."
+            "--features",
+            help="Feature columns, comma-separated or repeated (default: every column that is "
+            "not the treatment, an outcome, the id or a written-out index).",
+            callback=comma_list,
         ),
     ] = None,
     max_categories: Annotated[
@@ -64,6 +73,7 @@ def ingest(
         unit_id=unit_id,
         features=features or None,
         max_categories=max_categories,
+        note=note,
     )
     _save_and_summarise(frame, out)
 

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from liftwise.cli.app import app, console, stdout
+from liftwise.cli.app import app, comma_list, console, note, stdout
 from liftwise.errors import UserError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from liftwise.contracts.experiment import ExperimentFrame
     from liftwise.evaluate.bundle import ModelBundle
     from liftwise.evaluate.race import RaceResult
@@ -42,28 +44,54 @@ def train_command(
     data: Annotated[Path | None, typer.Option(help="Experiment table (CSV or Parquet).")] = None,
     treatment: Annotated[str | None, typer.Option(help="Column with each unit's arm.")] = None,
     control: Annotated[str | None, typer.Option(help="Label of the control arm.")] = None,
-    outcome: Annotated[
-        str | None, typer.Option(help="Outcome column to optimise (binary or continuous).")
+    outcomes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--outcome",
+            help="Outcome column to optimise (binary or continuous); more outcomes after the "
+            "first are declared only, so they are never features.",
+            callback=comma_list,
+        ),
     ] = None,
     features: Annotated[
-        list[str] | None, typer.Option(help="Feature columns (default: every other column).")
+        list[str] | None,
+        typer.Option(
+            help="Feature columns, comma-separated or repeated (default: every column that is "
+            "not the treatment, an outcome, the id or a written-out index).",
+            callback=comma_list,
+        ),
     ] = None,
-    unit_id: Annotated[str | None, typer.Option(help="Unique integer id column.")] = None,
+    unit_id: Annotated[
+        str | None,
+        typer.Option(help="Unique integer id column (default: unit_id; none: row numbers)."),
+    ] = None,
     world: Annotated[
         Path | None, typer.Option(help="Train on a generated world's past campaign instead.")
     ] = None,
     learners: Annotated[
-        str | None, typer.Option(help="Comma-separated learners (default: the standard race).")
+        list[str] | None,
+        typer.Option(
+            help="Learners, comma-separated or repeated (default: the standard race).",
+            callback=comma_list,
+        ),
     ] = None,
     value_per_outcome: Annotated[
         float | None,
         typer.Option(help="Money per unit of outcome (default 1; worlds: margin per conversion)."),
     ] = None,
     cost: Annotated[
-        list[str] | None, typer.Option(help="Contact cost per treated unit, ARM=C (repeat).")
+        list[str] | None,
+        typer.Option(
+            help="Contact cost per treated unit, ARM=C (comma-separated or repeated).",
+            callback=comma_list,
+        ),
     ] = None,
     redemption_cost: Annotated[
-        list[str] | None, typer.Option(help="Cost per converted treated unit, ARM=C (repeat).")
+        list[str] | None,
+        typer.Option(
+            help="Cost per converted treated unit, ARM=C (comma-separated or repeated).",
+            callback=comma_list,
+        ),
     ] = None,
     k: Annotated[float, typer.Option(help="Profit@K share of units that picks the winner.")] = 0.3,
     validation_fraction: Annotated[float, typer.Option(help="Share held out for scoring.")] = 0.3,
@@ -100,6 +128,8 @@ def train_command(
     check_output(out, kind="directory", inputs=(data, world))
     if register is not None and not track:
         raise UserError("registering needs a tracked run: drop --no-track", option="--register")
+    if world is not None and data is not None:
+        raise UserError(f"give --data or --world, not both (--world {world})", option="--data")
     if track:  # bad tracking settings fail now, not after a long race
         from liftwise.settings import Settings
 
@@ -109,33 +139,37 @@ def train_command(
     from liftwise.evaluate.report import save_race
     from liftwise.learn.registry import DEFAULT_RACE
 
-    names = tuple(n.strip() for n in learners.split(",") if n.strip()) if learners else DEFAULT_RACE
+    names = tuple(learners) if learners else DEFAULT_RACE
     contact, redemption = _pairs(cost, "--cost"), _pairs(redemption_cost, "--redemption-cost")
+    race = {"learners": names, "k": k, "validation_fraction": validation_fraction,
+            "n_boot": n_boot, "seed": seed}  # fmt: skip
+    RaceSettings(outcome="", economics=Economics(), **race)  # declared ranges, before any data
+    if value_per_outcome is not None:
+        Economics(value_per_outcome=value_per_outcome)
     if world is not None:
         frame, defaults, policy, world_kind, currency = _world_inputs(world)
-        outcome = outcome or frame.outcomes[0]
+        outcome = outcomes[0] if outcomes else frame.outcomes[0]
         value = value_per_outcome if value_per_outcome is not None else defaults.value_per_outcome
         costs = dict(defaults.costs)
     else:
-        for option, given in (
-            ("--data", data),
-            ("--treatment", treatment),
-            ("--control", control),
-            ("--outcome", outcome),
-        ):
-            if given is None:
-                raise UserError("required unless --world is given", option=option)
+        if data is None or treatment is None or control is None or not outcomes:
+            given = {"--data": data, "--treatment": treatment, "--control": control}
+            missing = next((name for name, value in given.items() if value is None), "--outcome")
+            raise UserError("required unless --world is given", option=missing)
         from liftwise.ingest import load_experiment
 
         frame = load_experiment(
             data,
             treatment=treatment,
             control=control,
-            outcomes=outcome,
+            outcomes=outcomes,
             unit_id=unit_id,
             features=features,
+            note=note,
         )
-        value, costs, policy, world_kind, currency = value_per_outcome or 1.0, {}, None, None, ""
+        outcome = outcomes[0]
+        value = 1.0 if value_per_outcome is None else value_per_outcome
+        costs, policy, world_kind, currency = {}, None, None, ""
     for arm in set(contact) | set(redemption):
         base = costs.get(arm, ArmCost())
         costs[arm] = ArmCost(
@@ -143,15 +177,13 @@ def train_command(
         )
     if outcome not in frame.outcomes:
         raise UserError(f"unknown outcome (known: {', '.join(frame.outcomes)})", option="--outcome")
-    settings = RaceSettings(
-        outcome=outcome,
-        economics=Economics(value_per_outcome=value, costs=costs),
-        learners=names,
-        k=k,
-        validation_fraction=validation_fraction,
-        n_boot=n_boot,
-        seed=seed,
-    )
+    economics = Economics(value_per_outcome=value, costs=costs)
+    settings = RaceSettings(outcome=outcome, economics=economics, **race)
+    segments = None
+    if segment_column is not None:  # an unknown column fails now, not after the race
+        from liftwise.registry.tracking import source_segments
+
+        segments = source_segments(world or data, frame, segment_column)  # type: ignore[arg-type]
     with console.status("racing") as status:
         result = run_race(frame, settings, current_policy=policy, progress=status.update)
     bundle = winner_bundle(result, frame, world=world_kind, currency=currency)
@@ -161,7 +193,7 @@ def train_command(
     if track:
         source = world or data
         assert source is not None  # one of them was required above
-        _track(result, bundle, frame, source, segment_column, experiment, register, tracking)
+        _track(result, bundle, frame, source, segments, experiment, register, tracking)
 
 
 def _track(
@@ -169,7 +201,7 @@ def _track(
     bundle: ModelBundle,
     frame: ExperimentFrame,
     source: Path,
-    segment_column: str | None,
+    segments: pd.Series | None,
     experiment: str,
     register: str | None,
     settings: Settings,
@@ -185,7 +217,7 @@ def _track(
             settings=settings,
             experiment=experiment,
             dataset=describe_dataset(source, frame),
-            segments=source_segments(source, frame, segment_column),
+            segments=segments if segments is not None else source_segments(source, frame),
         )
     stdout.print(f"tracked: run {run_id} in experiment '{experiment}' ({settings.tracking})")
     if register is not None:
@@ -232,6 +264,24 @@ def _print_race(result, currency: str) -> None:
     stdout.print(table)
 
 
+UnitIdOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Id column of the table (default: the model's training id column, else unit_id)."
+    ),
+]
+NumberRowsOption = Annotated[
+    bool, typer.Option(help="Use 0-based row numbers as unit ids when the table has no id column.")
+]
+MaxUnseenOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Refuse when more than this share of rows in any column has a category level "
+        "unseen in training (default 0.01; 1 allows all; unseen levels are always reported)."
+    ),
+]
+
+
 @app.command("score")
 def score_command(
     model: Annotated[Path, typer.Option(help="Model directory written by `liftwise train`.")],
@@ -240,20 +290,21 @@ def score_command(
     ],
     out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
     alpha: Annotated[float, typer.Option(help="Interval level is 1 - alpha.")] = 0.05,
-    unit_id: Annotated[
-        str | None, typer.Option(help="Id column of the table (default: row number).")
-    ] = None,
+    unit_id: UnitIdOption = None,
+    number_rows: NumberRowsOption = False,
+    max_unseen_share: MaxUnseenOption = None,
 ) -> None:
     """Per unit and arm: effect, its interval where available, and expected net profit."""
 
-    from liftwise.evaluate.bundle import load_bundle, score_units
+    from liftwise.evaluate.bundle import ScoringSettings, load_bundle, score_units
     from liftwise.io import TABLE_SUFFIXES, check_output, write_frame
 
-    if not 0 < alpha < 1:
-        raise UserError(f"must be in (0, 1), got {alpha}", option="--alpha")
+    ScoringSettings(alpha=alpha)
     check_output(out, inputs=(data, model), suffixes=TABLE_SUFFIXES)
     bundle = load_bundle(model)
-    ids, X, _features, _now = _units_to_score(bundle, data, unit_id)
+    ids, X, _features, _now = _units_to_score(
+        bundle, data, unit_id, number_rows=number_rows, max_unseen_share=max_unseen_share
+    )
     scores = score_units(bundle, X, ids, alpha=alpha)
     write_frame(out, scores)
     stdout.print(f"scored {len(ids):,} units x {len(bundle.treatments)} arms -> {out}")
@@ -276,9 +327,9 @@ def decide_command(
     exposures: Annotated[
         Path | None, typer.Option(help="Exposure history (unit_id, occurred_at) for contact caps.")
     ] = None,
-    unit_id: Annotated[
-        str | None, typer.Option(help="Id column of the table (default: row number).")
-    ] = None,
+    unit_id: UnitIdOption = None,
+    number_rows: NumberRowsOption = False,
+    max_unseen_share: MaxUnseenOption = None,
 ) -> None:
     """Choose one arm (or none) per unit under the budget and guardrails, with reasons."""
     import datetime as dt
@@ -291,7 +342,9 @@ def decide_command(
     check_output(out, inputs=(data, model, guardrails, exposures), suffixes=TABLE_SUFFIXES)
     config = load_decision_config(guardrails, budget=budget)
     bundle = load_bundle(model)
-    ids, X, features, now = _units_to_score(bundle, data, unit_id)
+    ids, X, features, now = _units_to_score(
+        bundle, data, unit_id, number_rows=number_rows, max_unseen_share=max_unseen_share
+    )
     history = None
     if exposures is not None:
         from liftwise.ingest import read_table
@@ -306,9 +359,9 @@ def decide_command(
     table = Table(title=f"decisions: budget {budget:,.0f}")
     for column in ("arm", "units"):
         table.add_column(column)
-    for arm, count in summary["arm_counts"].items():
+    for arm, count in decisions.arm_counts().items():
         table.add_row(arm, f"{count:,}")
-    for reason, count in summary["reasons"].items():
+    for reason, count in decisions.reason_counts().items():
         table.add_row(f"  untreated: {reason}", f"{count:,}")
     stdout.print(table)
     if config.soft_guardrail is not None and not decisions.interval_used:
@@ -322,7 +375,9 @@ def decide_command(
     )
 
 
-def _units_to_score(bundle, data: Path, unit_id: str | None):
+def _units_to_score(
+    bundle, data: Path, unit_id: str | None, *, number_rows: bool, max_unseen_share: float | None
+):
     """(ids, X, feature table, decision time) from a table or a world directory."""
     import datetime as dt
 
@@ -348,11 +403,15 @@ def _units_to_score(bundle, data: Path, unit_id: str | None):
             rsuffix="_raw",
         )
         return table.index.to_numpy(), X, features, now
-    from liftwise.ingest import encode_like, read_table
+    from liftwise.evaluate.bundle import table_units
+    from liftwise.ingest import EncodingLimits, read_table
 
+    limits = EncodingLimits(
+        **({} if max_unseen_share is None else {"max_unseen_share": max_unseen_share})
+    )
     raw = read_table(data)
-    if unit_id is not None and unit_id not in raw.columns:
-        raise UserError("missing column", file=data, column=unit_id)
-    ids = raw[unit_id].to_numpy() if unit_id else np.arange(len(raw))
-    X = encode_like(raw, bundle.features, source=str(data)).to_numpy(dtype=np.float64)
+    ids, X = table_units(
+        bundle, raw, source=str(data), unit_id=unit_id, number_rows=number_rows,
+        max_unseen_share=limits.max_unseen_share, note=note,
+    )  # fmt: skip
     return ids, X, raw, None

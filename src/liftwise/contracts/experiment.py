@@ -46,6 +46,7 @@ class ExperimentFrame:
     outcomes: tuple[str, ...]
     features: tuple[str, ...]
     source: str
+    id_column: str | None = None  # the source's unit id column (None: rows were numbered)
 
     @property
     def treatments(self) -> tuple[str, ...]:

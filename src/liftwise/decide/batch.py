@@ -45,15 +45,21 @@ class Decisions:
             "expected_cost": float(table["expected_cost"].sum()),
             "upper_bound": float(self.allocation.upper_bound),
             "gap": float(self.allocation.gap),
-            "arm_counts": {
-                str(k): int(v) for k, v in table["arm"].value_counts().sort_index().items()
-            },
-            "reasons": {
-                str(k): int(v)
-                for k, v in table.loc[~treated, "reason"].value_counts().sort_index().items()
-            },
+            "arm_counts": self.arm_counts(),
+            "reasons": self.reason_counts(),
             "interval_guardrail_applied": self.interval_used,
         }
+
+    def arm_counts(self) -> dict[str, int]:
+        """Units per chosen arm (control included), by arm name."""
+        counts = self.table["arm"].value_counts().sort_index()
+        return {str(k): int(v) for k, v in counts.items()}
+
+    def reason_counts(self) -> dict[str, int]:
+        """Untreated units per reason."""
+        untreated = self.table["arm"] == self.control
+        counts = self.table.loc[untreated, "reason"].value_counts().sort_index()
+        return {str(k): int(v) for k, v in counts.items()}
 
 
 def decision_economics(bundle: ModelBundle, config: DecisionConfig) -> Economics:

@@ -6,7 +6,6 @@ directory, both written atomically.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,25 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from liftwise import __version__
+from liftwise.contracts.ids import integer_ids, require_unique_ids
 from liftwise.errors import UserError
 from liftwise.evaluate.economics import Economics, expected_profit
+from liftwise.ingest.experiment import (
+    DEFAULT_MAX_UNSEEN_SHARE,
+    Note,
+    encode_like,
+    resolve_unit_id,
+)
 from liftwise.io import atomic_path, write_json
 from liftwise.learn.base import UpliftLearner
+from liftwise.params import Parameters
 
 MODEL_FILE = "model.joblib"
 META_FILE = "model.json"
+TRAIN_MODEL_DIR = "model"  # where `liftwise train --out DIR` puts the bundle
 
 
 @dataclass
@@ -36,6 +45,7 @@ class ModelBundle:
     outcome: str
     economics: Economics
     world: str | None = None  # the world kind when features come from a world's raw tables
+    id_column: str | None = None  # the training table's unit id column (None: numbered rows)
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -50,9 +60,16 @@ class ModelBundle:
             "outcome": self.outcome,
             "economics": self.economics.model_dump(),
             "world": self.world,
+            "unit_id_column": self.id_column,
             "liftwise_version": __version__,
             **self.metadata,
         }
+
+
+class ScoringSettings(Parameters):
+    """How scores are reported: effect intervals at level ``1 - alpha``."""
+
+    alpha: float = Field(default=0.05, gt=0, lt=1)
 
 
 def save_bundle(bundle: ModelBundle, directory: str | Path) -> None:
@@ -64,9 +81,12 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> None:
 
 
 def load_bundle(directory: str | Path) -> ModelBundle:
-    """Load a saved bundle; a missing or foreign directory is a one-line UserError."""
+    """Load a saved bundle from its directory or from the directory ``liftwise train --out``
+    wrote (its ``model/``); a missing or foreign directory is a one-line UserError."""
     directory = Path(directory)
     path = directory / MODEL_FILE
+    if not path.is_file() and (directory / TRAIN_MODEL_DIR / MODEL_FILE).is_file():
+        path = directory / TRAIN_MODEL_DIR / MODEL_FILE
     if not path.is_file():
         raise UserError(f"no {MODEL_FILE} here (train one with `liftwise train`)", file=directory)
     bundle = joblib.load(path)
@@ -80,6 +100,7 @@ def score_units(
 ) -> pd.DataFrame:
     """Per unit and treatment arm: effect, its interval where the learner gives one, the
     expected outcome under the arm and the expected incremental net profit."""
+    ScoringSettings(alpha=alpha)
     learner = bundle.learner
     outcomes = learner.predict_outcomes(X)
     effects = outcomes[:, 1:] - outcomes[:, :1]
@@ -109,5 +130,28 @@ def score_units(
     )
 
 
-def read_metadata(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / META_FILE).read_text())
+def table_units(
+    bundle: ModelBundle,
+    table: pd.DataFrame,
+    *,
+    source: str,
+    unit_id: str | None = None,
+    number_rows: bool = False,
+    max_unseen_share: float = DEFAULT_MAX_UNSEEN_SHARE,
+    note: Note | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, X) of a raw table to score: ids from ``unit_id``, else the column the model
+    was trained with, else ``unit_id`` (unique integers; row numbers only with
+    ``number_rows``), and X encoded as training did (see ``encode_like``)."""
+    column = resolve_unit_id(
+        table.columns, unit_id, recorded=bundle.id_column, source=source, number_rows=number_rows
+    )
+    if column is None:
+        ids = np.arange(len(table), dtype=np.int64)
+    else:
+        ids = integer_ids(table[column], file=source, column=column)
+        require_unique_ids(ids, file=source, column=column)
+    encoded = encode_like(
+        table, bundle.features, source=source, max_unseen_share=max_unseen_share, note=note
+    )
+    return ids, encoded.to_numpy(dtype=np.float64)

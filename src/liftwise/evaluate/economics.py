@@ -14,24 +14,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from liftwise.contracts.experiment import ExperimentFrame
+from liftwise.params import Parameters
 
 
-class ArmCost(BaseModel):
+class ArmCost(Parameters):
     """What treating one unit with an arm costs: per contact and per conversion."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     contact: float = Field(default=0.0, ge=0)
     redemption: float = Field(default=0.0, ge=0)
 
 
-class Economics(BaseModel):
+class Economics(Parameters):
     """Value of one unit of outcome and the cost of every treatment arm."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     value_per_outcome: float = Field(default=1.0, gt=0)
     costs: dict[str, ArmCost] = Field(default_factory=dict)

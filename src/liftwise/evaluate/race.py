@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict, Field, field_validator
 
 from liftwise.contracts.experiment import ExperimentFrame
 from liftwise.errors import UserError
@@ -33,31 +35,27 @@ from liftwise.evaluate.metrics import (
     uplift_curve,
 )
 from liftwise.learn.base import UpliftLearner, outcome_kind
-from liftwise.learn.registry import DEFAULT_RACE, make_learner
+from liftwise.learn.registry import DEFAULT_RACE, check_learner_names, make_learner
+from liftwise.params import Parameters
 
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class RaceSettings:
-    """What the race optimises and how it measures it."""
+class RaceSettings(Parameters):
+    """What the race optimises and how it measures it (ranges declared once, here)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     outcome: str
     economics: Economics
-    learners: tuple[str, ...] = DEFAULT_RACE
-    k: float = 0.3  # Profit@K at this share of the validation units
-    uplift_k: float = 0.3  # uplift@k for the per-arm table
-    validation_fraction: float = 0.3
-    n_boot: int = 200
-    seed: int = 0
+    learners: tuple[str, ...] = Field(default=DEFAULT_RACE, min_length=1)
+    k: float = Field(default=0.3, gt=0, le=1)  # Profit@K at this share of validation units
+    uplift_k: float = Field(default=0.3, gt=0, le=1)  # uplift@k for the per-arm table
+    validation_fraction: float = Field(default=0.3, gt=0, lt=1)
+    n_boot: int = Field(default=200, ge=2)
+    seed: int = Field(default=0, ge=0)
 
-    def __post_init__(self) -> None:
-        if not 0 < self.k <= 1:
-            raise UserError(f"must be in (0, 1], got {self.k}", option="--k")
-        if not 0 < self.validation_fraction < 1:
-            raise UserError(
-                f"must be in (0, 1), got {self.validation_fraction}", option="--validation-fraction"
-            )
+    _known_learners = field_validator("learners")(check_learner_names)
 
 
 @dataclass
@@ -109,6 +107,22 @@ def split_by_arm(treatment: np.ndarray, fraction: float, seed: int) -> np.ndarra
     return mask
 
 
+MIN_SPLIT_UNITS = 5  # units of every arm each side of the split needs to fit and score
+
+
+def _check_split(treatment: np.ndarray, validation: np.ndarray, arms: Sequence[str]) -> None:
+    """Both sides of the split hold every arm often enough to fit on and to score."""
+    for side, mask in (("validation", validation), ("training", ~validation)):
+        counts = np.bincount(treatment[mask], minlength=len(arms))
+        if counts.min() < MIN_SPLIT_UNITS:
+            arm = arms[int(counts.argmin())]
+            raise UserError(
+                f"the {side} split holds {counts.min()} units of arm '{arm}'; every arm needs "
+                f"at least {MIN_SPLIT_UNITS} on each side",
+                parameter="validation_fraction",
+            )
+
+
 def run_race(
     frame: ExperimentFrame,
     settings: RaceSettings,
@@ -122,7 +136,7 @@ def run_race(
     if unknown:
         raise UserError(
             f"costs given for unknown arm(s) {unknown} (arms: {', '.join(frame.arms)})",
-            option="--cost",
+            parameter="costs",
         )
     X, t, y = frame.X(), frame.treatment_codes(), frame.y(settings.outcome)
     kind = outcome_kind(y)
@@ -130,12 +144,13 @@ def run_race(
     if kind == "continuous" and redemption.any():
         raise UserError(
             "redemption costs need a binary (converted) outcome to know who redeems",
-            option="--redemption-cost",
+            parameter="redemption",
         )
     validation = split_by_arm(t, settings.validation_fraction, settings.seed)
+    _check_split(t, validation, frame.arms)
     propensity = np.bincount(t, minlength=len(frame.arms)) / len(t)  # randomised design
     design = tuple(float(p) for p in propensity)
-    economics = {
+    economics: dict[str, Any] = {
         "value_per_outcome": settings.economics.value_per_outcome,
         "contact_cost": contact,
         "redemption_cost": redemption,
@@ -175,7 +190,7 @@ def run_race(
     table = pd.DataFrame(result_rows)
     learners = table[table["kind"] == "learner"]
     if learners.empty:
-        raise UserError("no learner in the race", option="--learners")
+        raise UserError("no learner in the race", parameter="learners")
     winner = str(
         learners.sort_values(["profit_at_k", "name"], ascending=[False, True]).iloc[0]["name"]
     )
@@ -225,7 +240,7 @@ def _policy_row(
     y: np.ndarray,
     t: np.ndarray,
     propensity: np.ndarray,
-    economics: dict,
+    economics: dict[str, Any],
     settings: RaceSettings,
 ) -> tuple[dict[str, object], Curve]:
     """Profit@K with its bootstrap CI, the best K and its profit, for one candidate."""
@@ -242,7 +257,7 @@ def _policy_row(
     curve = policy_profit_curve(y, t, candidate.profit_scores, propensity=propensity, **economics)
     if limit is not None:  # a fixed policy stops treating after its own units
         stop = np.searchsorted(curve.x, limit, side="right")
-        curve = Curve(curve.x, np.where(curve.x <= limit, curve.y, curve.y[max(stop - 1, 0)]))
+        curve = Curve(curve.x, np.where(curve.x <= limit, curve.y, curve.y[max(int(stop) - 1, 0)]))
     interval: Interval = bootstrap_ci(
         profit_at,
         y,
@@ -333,6 +348,7 @@ def winner_bundle(
         outcome=result.settings.outcome,
         economics=result.settings.economics,
         world=world,
+        id_column=frame.id_column,
         metadata={
             "trained_on": frame.source,
             "units": len(frame.data),

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from liftwise.contracts.ids import integer_ids
 from liftwise.errors import UserError
 from liftwise.features.definitions import (
     BUILD_FILE,
@@ -346,17 +347,8 @@ class FeatureRepo:
 
 
 def _integer_ids(values: pd.Series, column: str) -> pd.Series:
-    """Ids as int64; a missing or non-integer id is a UserError naming its row."""
-    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(
-        values.dtype
-    ):
-        return values.astype(np.int64).reset_index(drop=True)
-    numbers = pd.to_numeric(values, errors="coerce").reset_index(drop=True)
-    bad = numbers.isna() | (numbers != np.floor(numbers.fillna(0)))
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"not an integer id: {values.iloc[row]!r}", column=column, row=row)
-    return numbers.astype(np.int64)
+    """Ids as int64 (the shared id check: a missing or non-integer id names its row)."""
+    return pd.Series(integer_ids(values, column=column))
 
 
 def _utc_timestamps(values: pd.Series) -> pd.Series:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa_arrow
+from pydantic import Field
 
 from liftwise.contracts.base import require_columns
 from liftwise.contracts.experiment import (
@@ -25,12 +27,25 @@ from liftwise.contracts.experiment import (
     UNIT_ID,
     ExperimentFrame,
 )
+from liftwise.contracts.ids import integer_ids, require_unique_ids
 from liftwise.errors import UserError
 from liftwise.io import write_json, write_parquet
+from liftwise.params import Parameters
 
 _CSV_SUFFIXES = (".csv", ".csv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _READ_ERRORS = (OSError, ValueError, pa_arrow.ArrowException)
+DEFAULT_MAX_UNSEEN_SHARE = 0.01  # scoring refuses more rows than this with unseen levels
+
+Note = Callable[[str], None]  # where a loader says what it did on the user's behalf
+
+
+class EncodingLimits(Parameters):
+    """Limits of feature encoding: levels per text feature (training), and the share of
+    rows in any column whose level training never saw (scoring; above it, refuse)."""
+
+    max_categories: int = Field(default=50, ge=1)
+    max_unseen_share: float = Field(default=DEFAULT_MAX_UNSEEN_SHARE, ge=0, le=1)
 
 
 def load_experiment(
@@ -42,30 +57,44 @@ def load_experiment(
     unit_id: str | None = None,
     features: str | Sequence[str] | None = None,
     max_categories: int = 50,
+    note: Note | None = None,
 ) -> ExperimentFrame:
     """Read a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) experiment table.
 
     ``treatment`` names the arm column (values become strings; integer-valued floats lose
     their ``.0``) and ``control`` its untreated label. ``unit_id`` names an integer, unique
-    id column; without it units are numbered by row position. ``features`` defaults to every
-    other column: numbers and booleans become float64, text columns with at most
+    id column; without it a column named ``unit_id`` is the id, another id-like column
+    (``id``, ``customer_id``) is refused, and with none units are numbered by row position.
+    ``features`` defaults to every other column except outcomes (also those a frame's
+    ``<path>.json`` sidecar lists) and index-like columns (``Unnamed: 0``; dropped with a
+    ``note``): numbers and booleans become float64, text columns with at most
     ``max_categories`` levels become one-hot columns ``name=level`` in sorted level order.
     Every problem raises a one-line :class:`UserError`; rows in it are 0-based data rows.
     """
     path = Path(path)
     source = str(path)
+    EncodingLimits(max_categories=max_categories)
     outcomes = (outcomes,) if isinstance(outcomes, str) else tuple(outcomes)
     table = _read_table(path)
+    known_outcomes, recorded_id = _sidecar_roles(path)
+    id_column = resolve_unit_id(table.columns, unit_id, source=source, number_rows=True)
+    not_features = {treatment, *outcomes, *known_outcomes, *([id_column] if id_column else [])}
     if features is None:
-        taken = {treatment, *outcomes, *([unit_id] if unit_id else [])}
-        features = tuple(str(c) for c in table.columns if c not in taken)
+        features = _default_features(table.columns, not_features, note or _silent)
     features = (features,) if isinstance(features, str) else tuple(features)
-    _check_mapping(table, source, treatment, outcomes, unit_id, features)
+    _check_mapping(table, source, treatment, outcomes, id_column, features)
+    for name in features:
+        if name in known_outcomes:
+            raise UserError(
+                f"is an outcome (per {sidecar_path(path).name}), never a feature",
+                file=source,
+                column=name,
+            )
 
     arm = _labels(table[treatment], source=source, column=treatment)
     arms = _arms(arm, control, source=source, column=treatment)
     columns: dict[str, pd.Series] = {
-        UNIT_ID: _unit_ids(table, unit_id, source=source),
+        UNIT_ID: _unit_ids(table, id_column, source=source),
         ARM: arm,
     }
     columns.update({name: _numbers(table[name], source=source, column=name) for name in outcomes})
@@ -81,8 +110,37 @@ def load_experiment(
         outcomes=outcomes,
         features=tuple(encoded),
         source=source,
+        id_column=recorded_id or id_column,
     )
     return frame.validate()
+
+
+def _silent(_message: str) -> None:
+    """The default ``note``: say nothing."""
+
+
+def _default_features(columns: Sequence[str], taken: set[str], note: Note) -> tuple[str, ...]:
+    """Every column that is not treatment, outcome or id, minus index-like columns (noted)."""
+    index_like = [name for name in columns if name not in taken and is_index_like(name)]
+    for name in index_like:
+        note(f"column '{name}' looks like a written-out row index: left out of the features")
+    return tuple(name for name in columns if name not in taken and name not in index_like)
+
+
+def _sidecar_roles(path: Path) -> tuple[tuple[str, ...], str | None]:
+    """The outcomes and source id column a saved frame's sidecar records (none without one),
+    so training on an ingested table never takes its other outcomes as features."""
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        return (), None
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read the sidecar: {_one_line(err)}", file=sidecar) from None
+    if not isinstance(meta, dict):
+        raise UserError("sidecar is not a JSON object", file=sidecar)
+    recorded = meta.get("unit_id_column")
+    return tuple(str(name) for name in meta.get("outcomes", ())), recorded and str(recorded)
 
 
 def save_experiment(frame: ExperimentFrame, path: str | Path) -> None:
@@ -106,6 +164,7 @@ def save_experiment(frame: ExperimentFrame, path: str | Path) -> None:
             "outcomes": list(frame.outcomes),
             "features": list(frame.features),
             "source": frame.source,
+            "unit_id_column": frame.id_column,
             "rows": len(frame.data),
         },
     )
@@ -136,6 +195,7 @@ def read_experiment(path: str | Path) -> ExperimentFrame:
             outcomes=tuple(meta["outcomes"]),
             features=tuple(meta["features"]),
             source=str(meta["source"]),
+            id_column=meta.get("unit_id_column"),
         )
     except KeyError as err:
         raise UserError(f"sidecar lacks the key {err.args[0]!r}", file=sidecar) from None
@@ -266,31 +326,63 @@ def _unit_ids(table: pd.DataFrame, column: str | None, *, source: str) -> pd.Ser
     """int64 ids from the named column (integer-like, unique), or row positions."""
     if column is None:
         return pd.Series(np.arange(len(table), dtype=np.int64))
-    series = table[column]
-    if pd.api.types.is_integer_dtype(series):
-        _require_complete(series, source=source, column=column)
-        ids = series.astype(np.int64)
-    else:
-        values = _numbers(series, source=source, column=column)
-        ids = values.astype(np.int64)
-        row = _first_row(ids != values)
-        if row is not None:
-            raise UserError(
-                f"unit id is not an integer (value: {series.iloc[row]!r})",
-                file=source,
-                column=column,
-                row=row,
-            )
-    row = _first_row(ids.duplicated())
-    if row is not None:
-        first = _first_row(ids == ids.iloc[row])
+    ids = integer_ids(table[column], file=source, column=column)
+    return pd.Series(require_unique_ids(ids, file=source, column=column))
+
+
+def is_id_like(name: str) -> bool:
+    """Names that usually hold an identifier: ``id``, ``unit_id``, ``customer_id``,
+    ``customerID``, ``uid``, ``uuid``."""
+    lower = name.strip().lower()
+    return lower in ("id", "uid", "uuid") or lower.endswith("_id") or name.endswith(("ID", "Id"))
+
+
+def is_index_like(name: str) -> bool:
+    """A row index written out with the table (``Unnamed: 0`` from pandas, ``index``)."""
+    return re.fullmatch(r"Unnamed: \d+|index|level_\d+", name.strip()) is not None
+
+
+def resolve_unit_id(
+    columns: Sequence[str],
+    given: str | None,
+    *,
+    recorded: str | None = None,
+    source: str,
+    number_rows: bool = False,
+) -> str | None:
+    """The id column of a table: ``given``, else the one recorded at training or ingest,
+    else a column named ``unit_id``. A table with another id-like column but no choice is
+    refused (numbering its rows would name the wrong units); a table with no id column
+    gets row numbers (``None``) only when ``number_rows`` is set."""
+    if given is not None:
+        require_columns(list(columns), [given], file=source)
+        return given
+    if recorded is not None and recorded in columns:
+        return recorded
+    if UNIT_ID in columns:
+        return UNIT_ID
+    candidates = [name for name in columns if is_id_like(name)]
+    if candidates:
         raise UserError(
-            f"duplicate unit id {ids.iloc[row]} (first at row {first})",
+            "looks like a unit id column: name the id column explicitly (or drop this one)",
             file=source,
-            column=column,
-            row=row,
+            column=candidates[0],
+            parameter="unit_id",
         )
-    return ids.reset_index(drop=True)
+    if number_rows:
+        return None
+    if recorded is not None:
+        raise UserError(
+            "the model's unit id column is missing: name the id column explicitly",
+            file=source,
+            column=recorded,
+            parameter="unit_id",
+        )
+    raise UserError(
+        "the table has no unit id column: name one as the unit id, or opt in to row numbers",
+        file=source,
+        parameter="number_rows",
+    )
 
 
 def _encode_feature(
@@ -319,14 +411,26 @@ def _encode_feature(
     return {f"{column}={level}": (text == level).astype(np.float64) for level in levels}
 
 
-def encode_like(table: pd.DataFrame, features: Sequence[str], *, source: str) -> pd.DataFrame:
+def encode_like(
+    table: pd.DataFrame,
+    features: Sequence[str],
+    *,
+    source: str,
+    max_unseen_share: float = DEFAULT_MAX_UNSEEN_SHARE,
+    note: Note | None = None,
+) -> pd.DataFrame:
     """Encode a raw table into the given encoded feature columns, as training did.
 
-    ``name=level`` columns are one-hot indicators of the raw column ``name`` (a level unseen
-    in training gives all zeros); other names are numeric columns. Missing raw columns,
-    non-numeric values and gaps are one-line UserErrors naming the column and row.
+    ``name=level`` columns are one-hot indicators of the raw column ``name``; a level unseen
+    in training encodes as all zeros, so ``note`` hears each such column with its unseen
+    levels and counts, and a column where more than ``max_unseen_share`` of the rows have
+    one is refused (``Hanoi`` scored against a model trained on ``hanoi`` changes decisions
+    silently). Other names are numeric columns. Missing raw columns, non-numeric values
+    and gaps are one-line UserErrors naming the column and row.
     """
+    EncodingLimits(max_unseen_share=max_unseen_share)
     encoded: dict[str, pd.Series] = {}
+    levels: dict[str, set[str]] = {}
     for feature in features:
         if feature in table.columns:
             encoded[feature] = _numbers(table[feature], source=source, column=feature)
@@ -340,7 +444,39 @@ def encode_like(table: pd.DataFrame, features: Sequence[str], *, source: str) ->
             )
         _require_complete(table[column], source=source, column=column)
         encoded[feature] = (table[column].astype(str) == level).astype(np.float64)
+        levels.setdefault(column, set()).add(level)
+    for column, known in levels.items():
+        _check_unseen(table[column].astype(str), known, source, column, max_unseen_share, note)
     return pd.DataFrame(encoded, index=table.index)
+
+
+def _check_unseen(
+    text: pd.Series,
+    known: set[str],
+    source: str,
+    column: str,
+    max_share: float,
+    note: Note | None,
+) -> None:
+    """Report the levels of ``text`` that training never saw; refuse above ``max_share``."""
+    unseen = text[~text.isin(known)]
+    if unseen.empty:
+        return
+    counts = unseen.value_counts()
+    shown = ", ".join(f"{level!r} ({count:,})" for level, count in counts.head(5).items())
+    more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+    share = len(unseen) / len(text)
+    words = f"{len(unseen):,} rows ({share:.1%}) have levels unseen in training: {shown}{more}"
+    if share > max_share:
+        raise UserError(
+            f"{words}; more than the {max_share:.1%} allowed (fix the levels or raise the limit)",
+            file=source,
+            column=column,
+            row=int(np.flatnonzero(~text.isin(known).to_numpy())[0]),
+            parameter="max_unseen_share",
+        )
+    if note is not None:
+        note(f"{source}: column '{column}': {words} (encoded as no level)")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from liftwise.errors import UserError
@@ -54,8 +54,15 @@ def make_learner(
 ) -> UpliftLearner:
     """A fresh, unfitted learner by registry name (or alias); ``propensity`` is the
     experiment's design (arm probabilities, control first) when known."""
-    key = ALIASES.get(name, name)
-    if key not in LEARNERS:
-        known = ", ".join([*LEARNERS, *ALIASES])
-        raise UserError(f"unknown learner '{name}' (known: {known})", option="--learners")
-    return LEARNERS[key](seed, propensity)
+    check_learner_names((name,))
+    return LEARNERS[ALIASES.get(name, name)](seed, propensity)
+
+
+def check_learner_names(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` unchanged when every one is a registry name or alias, so a race refuses a
+    typo before it fits anything."""
+    for name in names:
+        if ALIASES.get(name, name) not in LEARNERS:
+            known = ", ".join([*LEARNERS, *ALIASES])
+            raise UserError(f"unknown learner '{name}' (known: {known})", parameter="learners")
+    return tuple(names)

@@ -192,14 +192,19 @@ def source_segments(
         world = load_world(source)
         if column is None:
             return world_segments(world, frame)
-        raise UserError("--segment-column is for --data tables; worlds use their segment")
+        raise UserError("is for tables; worlds use their segment", parameter="segment_column")
     if column is None:
         return None
     from liftwise.ingest import read_table
 
     table = read_table(source)
     if column not in table.columns:
-        raise UserError("no such column for the segment slices", file=source, column=column)
+        raise UserError(
+            "no such column for the segment slices",
+            file=source,
+            column=column,
+            parameter="segment_column",
+        )
     return table[column].astype(str).rename(column)
 
 

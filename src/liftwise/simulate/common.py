@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import SupportsFloat
 
 import numpy as np
 
@@ -34,10 +35,10 @@ def resolve_arms(config: WorldConfig, defaults: Sequence[ArmConfig]) -> tuple[Ar
         if arm.name not in known:
             raise UserError(
                 f"unknown arm '{arm.name}' for world {config.world} (known: {', '.join(known)})",
-                option="--arm",
+                parameter="arms",
             )
     if config.arms[0].name != defaults[0].name:
-        raise UserError(f"the first arm must be the control '{defaults[0].name}'", option="--arm")
+        raise UserError(f"the first arm must be the control '{defaults[0].name}'", parameter="arms")
     return config.arms
 
 
@@ -200,15 +201,15 @@ class CampaignTotals:
             self.policy[str(name)] += int(count)
 
     def summary(self, units: int) -> dict[str, object]:
-        def share(count: float) -> float:
+        def share(count: SupportsFloat) -> float:
             return round(float(count) / units, 6)
 
         mean_p = self.probability_sum / units
         return {
             "units": units,
             "unit_type_share": {k: share(v) for k, v in self.types.items()},
-            "assigned_share": dict(zip(self.names, map(share, self.assigned), strict=True)),
-            "best_arm_share": dict(zip(self.names, map(share, self.best), strict=True)),
+            "assigned_share": {k: share(v) for k, v in zip(self.names, self.assigned, strict=True)},
+            "best_arm_share": {k: share(v) for k, v in zip(self.names, self.best, strict=True)},
             "current_policy_share": {k: share(v) for k, v in self.policy.items()},
             "control_outcome_rate": round(float(mean_p[0]), 6),
             "true_average_effect": {

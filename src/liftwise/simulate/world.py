@@ -82,7 +82,7 @@ def _refuse_foreign_directory(out: Path) -> None:
     ):
         raise UserError(
             "exists and is not a liftwise world; choose an empty or new directory",
-            option="--out",
+            parameter="out",
             file=out,
         )
 
