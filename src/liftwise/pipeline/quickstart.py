@@ -18,7 +18,7 @@ from liftwise.contracts.experiment import ExperimentFrame
 from liftwise.contracts.validate import validate_world
 from liftwise.decide.batch import Decisions, decide_batch
 from liftwise.decide.config import DecisionConfig, EligibilityRule, SoftGuardrail
-from liftwise.decide.optimizer import budget_curve
+from liftwise.decide.curve import budget_curve
 from liftwise.evaluate.bundle import ModelBundle
 from liftwise.evaluate.economics import campaign_economics
 from liftwise.evaluate.race import RaceResult, RaceSettings, run_race, winner_bundle
