@@ -15,6 +15,7 @@ node's share of the root's structure weight; feature importances).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -37,6 +38,76 @@ _S11 = np.uint64(11)
 _TWO_M53 = 1.0 / 9007199254740992.0
 _EPS = 1e-6
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+# --------------------------------------------------------------------------- structures
+
+
+class TrainData(NamedTuple):
+    """The whole training set, as the forest's kernels read it."""
+
+    codes: np.ndarray  # (n, p) uint8 bin codes
+    outcome: np.ndarray  # (n,) float64
+    arm: np.ndarray  # (n,) int64 treatment arm, 0 = control
+    weight: np.ndarray  # (n,) float64 sample weight
+
+
+class TreeRows(NamedTuple):
+    """Local copies of the rows of one tree (or, with a leading batch axis, of a batch of
+    trees): the structure sample first, the estimation sample after it."""
+
+    codes: np.ndarray  # (rows, p) uint8
+    weight: np.ndarray  # (rows,) float64
+    weighted_y: np.ndarray  # (rows,) float64 weight * outcome
+    arm: np.ndarray  # (rows,) uint8
+
+
+class TreeArrays(NamedTuple):
+    """One tree's nodes (or, with a leading tree axis, a forest's): see the layout above."""
+
+    feature: np.ndarray  # int32, -1 for a leaf
+    threshold: np.ndarray  # int32 bin code
+    nan_left: np.ndarray  # uint8
+    left: np.ndarray  # int32, -1 for a leaf
+    right: np.ndarray  # int32, -1 for a leaf
+    value: np.ndarray  # (nodes, arms) float64
+    gain: np.ndarray  # float64
+
+
+class SplitSettings(NamedTuple):
+    """How a tree chooses and fills its nodes (the forest's hyper-parameters)."""
+
+    n_arms: int
+    n_bins: np.ndarray  # (p,) int64 finite bins of every feature
+    nan_code: np.uint8  # the NaN bin's code (above every finite bin)
+    prior: np.ndarray  # (n_arms,) the root's shrinkage target: each arm's overall mean
+    criterion: int  # CRIT_*
+    max_depth: int
+    min_leaf: int  # structure rows in each child
+    min_treatment: int  # structure rows of every arm in each child
+    mtry: int  # features drawn per node
+    shrinkage: float  # pseudo-count of a candidate child's means toward the node's
+    leaf_prior: float  # pseudo-count of a node's values toward its parent's
+    min_gain: float  # a split must gain strictly more
+
+
+class Sampling(NamedTuple):
+    """Which rows a tree draws (see ``grow_batch``)."""
+
+    honest: bool
+    use_groups: bool
+    n_half: int  # rows of a little-bags group's half-sample (0 without groups)
+    n_tree: int  # rows of each tree
+    n_struct: int  # of those, the structure sample
+
+
+class ArmSums(NamedTuple):
+    """Per-arm sums of a set of rows: weight, weight * outcome and row count (arrays whose
+    last axis is the arm)."""
+
+    weight: np.ndarray
+    weighted_y: np.ndarray
+    n_rows: np.ndarray
+
 
 # --------------------------------------------------------------------------- random
 
@@ -112,156 +183,337 @@ def _node_divergence(crit, means, n_arms):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _split_gain(crit, n_arms, sw_l, swy_l, sw_r, swy_r, m_par, d_par, shrink, m_l, m_r):
-    # pragma: no cover - compiled
-    """Gain of one candidate split; children means are shrunk toward the node's means."""
-    w_l = 0.0
-    w_r = 0.0
+def _split_gain(
+    crit,
+    n_arms,
+    left_weight,
+    left_wy,
+    right_weight,
+    right_wy,
+    node_mean,
+    node_div,
+    shrink,
+    left_mean,
+    right_mean,
+):  # pragma: no cover - compiled
+    """Gain of one candidate split; children means are shrunk toward the node's means.
+    ``*_wy`` are the children's per-arm sums of weight * outcome; ``node_div`` is the
+    node's divergence (divergence criteria only)."""
+    left_total = 0.0
+    right_total = 0.0
     for a in range(n_arms):
-        m_l[a] = (swy_l[a] + shrink * m_par[a]) / (sw_l[a] + shrink)
-        m_r[a] = (swy_r[a] + shrink * m_par[a]) / (sw_r[a] + shrink)
-        w_l += sw_l[a]
-        w_r += sw_r[a]
+        left_mean[a] = (left_wy[a] + shrink * node_mean[a]) / (left_weight[a] + shrink)
+        right_mean[a] = (right_wy[a] + shrink * node_mean[a]) / (right_weight[a] + shrink)
+        left_total += left_weight[a]
+        right_total += right_weight[a]
     if crit <= CRIT_CHI:
-        w = w_l + w_r
+        total = left_total + right_total
         return (
-            w_l / w * _node_divergence(crit, m_l, n_arms)
-            + w_r / w * _node_divergence(crit, m_r, n_arms)
-            - d_par
+            left_total / total * _node_divergence(crit, left_mean, n_arms)
+            + right_total / total * _node_divergence(crit, right_mean, n_arms)
+            - node_div
         )
-    total = 0.0
+    score = 0.0
     for k in range(1, n_arms):
-        diff = (m_l[k] - m_l[0]) - (m_r[k] - m_r[0])
+        diff = (left_mean[k] - left_mean[0]) - (right_mean[k] - right_mean[0])
         if crit == CRIT_DDP:
-            total += abs(diff)
+            score += abs(diff)
         else:  # CRIT_MSE
-            wl = sw_l[0] + sw_l[k]
-            wr = sw_r[0] + sw_r[k]
-            total += wl * wr / ((wl + wr) * (wl + wr)) * diff * diff
-    return total / (n_arms - 1)
+            pair_left = left_weight[0] + left_weight[k]
+            pair_right = right_weight[0] + right_weight[k]
+            share = pair_left * pair_right / ((pair_left + pair_right) * (pair_left + pair_right))
+            score += share * diff * diff
+    return score / (n_arms - 1)
 
 
 # ------------------------------------------------------------------------------ tree
 
 
 @njit(cache=True)
-def _partition(lc, lw, lwy, lt, lo, hi, f, thr, nan_code, nan_left):  # pragma: no cover
-    """Reorder rows lo..hi-1 of the tree's local data so those going left come first;
+def _goes_left(code, threshold, nan_code, nan_left):  # pragma: no cover - compiled
+    """Whether a row with bin ``code`` goes to the left child of the split."""
+    return nan_left if code == nan_code else code <= threshold
+
+
+@njit(cache=True)
+def _partition(rows, lo, hi, feature, threshold, nan_code, nan_left):  # pragma: no cover
+    """Reorder rows lo..hi-1 of the tree's local ``rows`` so those going left come first;
     returns the first row of the right part. Whole rows move (codes, weights, arm), so
     every node's rows stay contiguous and later passes read memory sequentially."""
-    p = lc.shape[1]
+    codes, weight, weighted_y, arm = rows
+    n_features = codes.shape[1]
     i = lo
     j = hi - 1
     while True:
-        while i <= j:
-            c = lc[i, f]
-            go_left = nan_left if c == nan_code else c <= thr
-            if go_left:
-                i += 1
-            else:
-                break
-        while i <= j:
-            c = lc[j, f]
-            go_left = nan_left if c == nan_code else c <= thr
-            if go_left:
-                break
+        while i <= j and _goes_left(codes[i, feature], threshold, nan_code, nan_left):
+            i += 1
+        while i <= j and not _goes_left(codes[j, feature], threshold, nan_code, nan_left):
             j -= 1
         if i >= j:
             return i
-        for k in range(p):
-            tmp_c = lc[i, k]
-            lc[i, k] = lc[j, k]
-            lc[j, k] = tmp_c
-        tmp_w = lw[i]
-        lw[i] = lw[j]
-        lw[j] = tmp_w
-        tmp_w = lwy[i]
-        lwy[i] = lwy[j]
-        lwy[j] = tmp_w
-        tmp_t = lt[i]
-        lt[i] = lt[j]
-        lt[j] = tmp_t
+        for k in range(n_features):
+            swap_code = codes[i, k]
+            codes[i, k] = codes[j, k]
+            codes[j, k] = swap_code
+        swap_value = weight[i]
+        weight[i] = weight[j]
+        weight[j] = swap_value
+        swap_value = weighted_y[i]
+        weighted_y[i] = weighted_y[j]
+        weighted_y[j] = swap_value
+        swap_arm = arm[i]
+        arm[i] = arm[j]
+        arm[j] = swap_arm
         i += 1
         j -= 1
 
 
 @njit(cache=True)
-def _grow_tree(
-    lc,
-    lw,
-    lwy,
-    lt,
-    n_struct,
-    honest,
-    n_arms,
-    n_bins_f,
-    nan_code,
-    prior,
-    crit,
-    max_depth,
-    min_leaf,
-    min_treat,
-    mtry,
-    shrink,
-    leaf_prior,
-    min_gain,
-    state,
-    feature,
-    threshold,
-    nan_left,
-    left,
-    right,
-    value,
-    gain,
-):  # pragma: no cover - compiled
+def _new_arm_sums(shape):  # pragma: no cover - compiled
+    """Zeroed ArmSums of the given shape (last axis: arms)."""
+    return ArmSums(np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=np.int64))
+
+
+@njit(cache=True)
+def _push(stack, top, node, structure, estimation, depth, parent):  # pragma: no cover
+    """Put a node on the stack: its structure and estimation row ranges (lo, hi), its
+    depth and parent; returns the new top."""
+    stack[top, 0] = node
+    stack[top, 1] = structure[0]
+    stack[top, 2] = structure[1]
+    stack[top, 3] = estimation[0]
+    stack[top, 4] = estimation[1]
+    stack[top, 5] = depth
+    stack[top, 6] = parent
+    return top + 1
+
+
+@njit(cache=True)
+def _set_leaf(tree, rows, node, parent, est_lo, est_hi, settings, est_sums):  # pragma: no cover
+    """Make ``node`` a leaf whose values are the estimation rows' arm means shrunk toward
+    the parent's values (the prior at the root)."""
+    est_weight, est_weighted_y = est_sums
+    for a in range(settings.n_arms):
+        est_weight[a] = 0.0
+        est_weighted_y[a] = 0.0
+    for j in range(est_lo, est_hi):
+        a = rows.arm[j]
+        est_weight[a] += rows.weight[j]
+        est_weighted_y[a] += rows.weighted_y[j]
+    leaf_prior = settings.leaf_prior
+    for a in range(settings.n_arms):
+        target = settings.prior[a] if parent < 0 else tree.value[parent, a]
+        den = est_weight[a] + leaf_prior
+        tree.value[node, a] = (
+            (est_weighted_y[a] + leaf_prior * target) / den if den > 0.0 else target
+        )
+    tree.feature[node] = -1
+    tree.threshold[node] = 0
+    tree.nan_left[node] = 0
+    tree.left[node] = -1
+    tree.right[node] = -1
+    tree.gain[node] = 0.0
+
+
+@njit(cache=True)
+def _draw_features(features, mtry, state):  # pragma: no cover - compiled
+    """Move a random ``mtry`` of ``features`` to its front (partial Fisher-Yates)."""
+    n_features = features.shape[0]
+    for q in range(mtry):
+        j = q + int(_uniform(state) * (n_features - q))
+        drawn = features[j]
+        features[j] = features[q]
+        features[q] = drawn
+
+
+@njit(cache=True)
+def _fill_histograms(rows, lo, hi, features, mtry, hist):  # pragma: no cover - compiled
+    """Per drawn feature, bin and arm: the weight, weighted outcome and count of rows
+    [lo, hi)."""
+    hist.weight[:, :, :] = 0.0
+    hist.weighted_y[:, :, :] = 0.0
+    hist.n_rows[:, :, :] = 0
+    for j in range(lo, hi):
+        a = rows.arm[j]
+        row_weight = rows.weight[j]
+        row_weighted_y = rows.weighted_y[j]
+        for q in range(mtry):
+            b = rows.codes[j, features[q]]
+            hist.weight[q, b, a] += row_weight
+            hist.weighted_y[q, b, a] += row_weighted_y
+            hist.n_rows[q, b, a] += 1
+
+
+@njit(cache=True)
+def _node_totals(hist, node_value, settings, totals, node_mean):  # pragma: no cover
+    """The node's per-arm sums (from the first drawn feature's histogram) and means (its
+    value where an arm has no weight); True if an arm is too thin to split."""
+    width = hist.weight.shape[1]
+    thin = False
+    for a in range(settings.n_arms):
+        totals.weight[a] = 0.0
+        totals.weighted_y[a] = 0.0
+        totals.n_rows[a] = 0
+        for b in range(width):
+            totals.weight[a] += hist.weight[0, b, a]
+            totals.weighted_y[a] += hist.weighted_y[0, b, a]
+            totals.n_rows[a] += hist.n_rows[0, b, a]
+        if totals.n_rows[a] < 2 * settings.min_treatment:
+            thin = True
+        node_mean[a] = (
+            totals.weighted_y[a] / totals.weight[a] if totals.weight[a] > 0.0 else node_value[a]
+        )
+    return thin
+
+
+@njit(cache=True)
+def _best_split(hist, features, totals, node_mean, settings, scratch):  # pragma: no cover
+    """Scan every drawn feature's thresholds (left = finite bins <= b, plus the NaN bin
+    when sent left) for the split with the largest gain above ``min_gain``.
+
+    Returns (gain, drawn feature's slot or -1 if none qualifies, threshold bin, NaN
+    left)."""
+    below, left_count, left_weight, left_wy, right_weight, right_wy, left_mean, right_mean = scratch
+    n_arms = settings.n_arms
+    nan_code = settings.nan_code
+    min_treatment = settings.min_treatment
+    min_leaf = settings.min_leaf
+    crit = settings.criterion
+    node_div = _node_divergence(crit, node_mean, n_arms) if crit <= CRIT_CHI else 0.0
+    best = settings.min_gain
+    best_q = -1
+    best_b = 0
+    best_nan = 0
+    for q in range(settings.mtry):
+        n_finite = settings.n_bins[features[q]]
+        n_nan = 0
+        for a in range(n_arms):
+            n_nan += hist.n_rows[q, nan_code, a]
+            below.weight[a] = 0.0
+            below.weighted_y[a] = 0.0
+            below.n_rows[a] = 0
+        n_dirs = 2 if n_nan > 0 else 1
+        for b in range(n_finite):
+            for a in range(n_arms):
+                below.weight[a] += hist.weight[q, b, a]
+                below.weighted_y[a] += hist.weighted_y[q, b, a]
+                below.n_rows[a] += hist.n_rows[q, b, a]
+            for d in range(n_dirs):  # d = 1: the NaN bin goes left
+                ok = True
+                n_left = 0
+                n_right = 0
+                for a in range(n_arms):
+                    left_count[a] = below.n_rows[a] + d * hist.n_rows[q, nan_code, a]
+                    right_count = totals.n_rows[a] - left_count[a]
+                    if left_count[a] < min_treatment or right_count < min_treatment:
+                        ok = False
+                        break
+                    n_left += left_count[a]
+                    n_right += right_count
+                if not ok or n_left < min_leaf or n_right < min_leaf:
+                    continue
+                for a in range(n_arms):
+                    left_weight[a] = below.weight[a] + d * hist.weight[q, nan_code, a]
+                    left_wy[a] = below.weighted_y[a] + d * hist.weighted_y[q, nan_code, a]
+                    right_weight[a] = totals.weight[a] - left_weight[a]
+                    right_wy[a] = totals.weighted_y[a] - left_wy[a]
+                gain = _split_gain(
+                    crit,
+                    n_arms,
+                    left_weight,
+                    left_wy,
+                    right_weight,
+                    right_wy,
+                    node_mean,
+                    node_div,
+                    settings.shrinkage,
+                    left_mean,
+                    right_mean,
+                )
+                if gain > best:
+                    best = gain
+                    best_q = q
+                    best_b = b
+                    best_nan = d
+    return best, best_q, best_b, best_nan
+
+
+@njit(cache=True)
+def _new_split_scratch(n_arms):  # pragma: no cover - compiled
+    """Per-arm work arrays of ``_best_split``."""
+    return (
+        _new_arm_sums((n_arms,)),  # finite bins <= the threshold
+        np.empty(n_arms, dtype=np.int64),  # left child: count,
+        np.empty(n_arms),  # weight,
+        np.empty(n_arms),  # weighted outcome
+        np.empty(n_arms),  # right child: weight,
+        np.empty(n_arms),  # weighted outcome
+        np.empty(n_arms),  # left child's shrunk means
+        np.empty(n_arms),  # right child's shrunk means
+    )
+
+
+@njit(cache=True)
+def _total(values):  # pragma: no cover - compiled
+    """Sum of a 1-D array, added in order."""
+    total = 0.0
+    for i in range(values.shape[0]):
+        total += values[i]
+    return total
+
+
+@njit(cache=True)
+def _split_node(tree, rows, node, split, ranges, honest, settings):  # pragma: no cover
+    """Record ``split`` = (feature, threshold bin, NaN left, importance gain) at ``node``
+    and reorder its structure and estimation rows, ``ranges`` = (structure lo, hi,
+    estimation lo, hi), so each sample's left rows come first; returns where the right
+    rows start in each sample."""
+    feature, threshold, nan_left, gain = split
+    s_lo, s_hi, e_lo, e_hi = ranges
+    tree.feature[node] = feature
+    tree.threshold[node] = threshold
+    tree.nan_left[node] = nan_left
+    tree.gain[node] = gain
+    nan_goes_left = nan_left == 1
+    nan_code = settings.nan_code
+    s_mid = _partition(rows, s_lo, s_hi, feature, threshold, nan_code, nan_goes_left)
+    if honest:
+        e_mid = _partition(rows, e_lo, e_hi, feature, threshold, nan_code, nan_goes_left)
+    else:
+        e_mid = s_mid
+    return s_mid, e_mid
+
+
+@njit(cache=True)
+def _grow_tree(rows, n_struct, honest, settings, state, tree):  # pragma: no cover - compiled
     """Grow one tree depth-first with an explicit stack; returns its number of nodes.
 
-    The tree's rows are local copies: ``lc`` codes (rows, p), ``lw`` weights, ``lwy``
-    weight * outcome, ``lt`` arms. Rows ``[0, n_struct)`` are the structure sample that
-    chooses the splits; when ``honest`` the rows after it are the estimation sample that
-    fills ``value``, otherwise the structure rows fill it too.
+    ``rows`` (TreeRows) are the tree's local copies: rows ``[0, n_struct)`` are the
+    structure sample that chooses the splits; when ``honest`` the rows after it are the
+    estimation sample that fills the node values, otherwise the structure rows fill them
+    too. Writes the nodes into ``tree`` (TreeArrays); ``state`` is the tree's random
+    stream.
     """
-    p = lc.shape[1]
-    n_rows = lc.shape[0]
-    max_nodes = left.shape[0]
-    width = np.int64(nan_code) + 1
-    hsw = np.zeros((mtry, width, n_arms))
-    hswy = np.zeros((mtry, width, n_arms))
-    hcnt = np.zeros((mtry, width, n_arms), dtype=np.int64)
-    feats = np.arange(p)
-    tot_sw = np.empty(n_arms)
-    tot_swy = np.empty(n_arms)
-    tot_cnt = np.empty(n_arms, dtype=np.int64)
-    m_par = np.empty(n_arms)
-    sw_l = np.empty(n_arms)
-    swy_l = np.empty(n_arms)
-    cnt_l = np.empty(n_arms, dtype=np.int64)
-    sw_c = np.empty(n_arms)
-    swy_c = np.empty(n_arms)
-    cnt_c = np.empty(n_arms, dtype=np.int64)
-    sw_r = np.empty(n_arms)
-    swy_r = np.empty(n_arms)
-    m_l = np.empty(n_arms)
-    m_r = np.empty(n_arms)
-    est_sw = np.empty(n_arms)
-    est_swy = np.empty(n_arms)
+    n_features = rows.codes.shape[1]
+    n_rows = rows.codes.shape[0]
+    max_nodes = tree.left.shape[0]
+    n_arms = settings.n_arms
+    mtry = settings.mtry
+    hist = _new_arm_sums((mtry, np.int64(settings.nan_code) + 1, n_arms))
+    totals = _new_arm_sums((n_arms,))
+    node_mean = np.empty(n_arms)
+    features = np.arange(n_features)
+    est_sums = (np.empty(n_arms), np.empty(n_arms))
+    split_scratch = _new_split_scratch(n_arms)
 
-    # stack entries: node, s_lo, s_hi, e_lo, e_hi, depth, parent
+    # stack entries: node, structure lo, hi, estimation lo, hi, depth, parent
     stack = np.empty((max_nodes, 7), dtype=np.int64)
-    stack[0, 0] = 0
-    stack[0, 1] = 0
-    stack[0, 2] = n_struct
-    stack[0, 3] = n_struct if honest else 0
-    stack[0, 4] = n_rows if honest else n_struct
-    stack[0, 5] = 0
-    stack[0, 6] = -1
-    top = 1
+    estimation = (n_struct, n_rows) if honest else (0, n_struct)
+    top = _push(stack, 0, 0, (0, n_struct), estimation, 0, -1)
     n_nodes = 1
-    root_w = 0.0
-    for j in range(n_struct):
-        root_w += lw[j]
-    if root_w <= 0.0:
-        root_w = 1.0
+    root_weight = _total(rows.weight[:n_struct])
+    if root_weight <= 0.0:
+        root_weight = 1.0
 
     while top > 0:
         top -= 1
@@ -272,273 +524,117 @@ def _grow_tree(
         e_hi = stack[top, 4]
         depth = stack[top, 5]
         parent = stack[top, 6]
-
-        # ---- node value: estimation-sample means shrunk toward the parent's value
-        for a in range(n_arms):
-            est_sw[a] = 0.0
-            est_swy[a] = 0.0
-        for j in range(e_lo, e_hi):
-            a = lt[j]
-            est_sw[a] += lw[j]
-            est_swy[a] += lwy[j]
-        for a in range(n_arms):
-            pr = prior[a] if parent < 0 else value[parent, a]
-            den = est_sw[a] + leaf_prior
-            value[node, a] = (est_swy[a] + leaf_prior * pr) / den if den > 0.0 else pr
-        feature[node] = -1
-        threshold[node] = 0
-        nan_left[node] = 0
-        left[node] = -1
-        right[node] = -1
-        gain[node] = 0.0
-
-        if depth >= max_depth or s_hi - s_lo < 2 * min_leaf or n_nodes + 2 > max_nodes:
+        _set_leaf(tree, rows, node, parent, e_lo, e_hi, settings, est_sums)
+        if (
+            depth >= settings.max_depth
+            or s_hi - s_lo < 2 * settings.min_leaf
+            or n_nodes + 2 > max_nodes
+        ):
             continue
-
-        # ---- draw mtry features (partial Fisher-Yates) and build their histograms
-        for q in range(mtry):
-            j = q + int(_uniform(state) * (p - q))
-            tmp_f = feats[q]
-            feats[q] = feats[j]
-            feats[j] = tmp_f
-        hsw[:, :, :] = 0.0
-        hswy[:, :, :] = 0.0
-        hcnt[:, :, :] = 0
-        for j in range(s_lo, s_hi):
-            a = lt[j]
-            wr = lw[j]
-            wy = lwy[j]
-            for q in range(mtry):
-                b = lc[j, feats[q]]
-                hsw[q, b, a] += wr
-                hswy[q, b, a] += wy
-                hcnt[q, b, a] += 1
-        thin = False
-        for a in range(n_arms):
-            tot_sw[a] = 0.0
-            tot_swy[a] = 0.0
-            tot_cnt[a] = 0
-            for b in range(width):
-                tot_sw[a] += hsw[0, b, a]
-                tot_swy[a] += hswy[0, b, a]
-                tot_cnt[a] += hcnt[0, b, a]
-            if tot_cnt[a] < 2 * min_treat:
-                thin = True
-            m_par[a] = tot_swy[a] / tot_sw[a] if tot_sw[a] > 0.0 else value[node, a]
-        if thin:
+        _draw_features(features, mtry, state)
+        _fill_histograms(rows, s_lo, s_hi, features, mtry, hist)
+        if _node_totals(hist, tree.value[node], settings, totals, node_mean):
             continue
-        d_par = _node_divergence(crit, m_par, n_arms) if crit <= CRIT_CHI else 0.0
-
-        # ---- scan thresholds: left = finite bins <= b (+ the NaN bin if sent left)
-        best = min_gain
-        best_q = -1
-        best_b = 0
-        best_nan = 0
-        for q in range(mtry):
-            nb = n_bins_f[feats[q]]
-            n_nan = 0
-            for a in range(n_arms):
-                n_nan += hcnt[q, nan_code, a]
-                sw_c[a] = 0.0
-                swy_c[a] = 0.0
-                cnt_c[a] = 0
-            n_dirs = 2 if n_nan > 0 else 1
-            for b in range(nb):
-                for a in range(n_arms):
-                    sw_c[a] += hsw[q, b, a]
-                    swy_c[a] += hswy[q, b, a]
-                    cnt_c[a] += hcnt[q, b, a]
-                for d in range(n_dirs):
-                    ok = True
-                    n_l = 0
-                    n_r = 0
-                    for a in range(n_arms):
-                        cnt_l[a] = cnt_c[a] + d * hcnt[q, nan_code, a]
-                        c_r = tot_cnt[a] - cnt_l[a]
-                        if cnt_l[a] < min_treat or c_r < min_treat:
-                            ok = False
-                            break
-                        n_l += cnt_l[a]
-                        n_r += c_r
-                    if not ok or n_l < min_leaf or n_r < min_leaf:
-                        continue
-                    for a in range(n_arms):
-                        sw_l[a] = sw_c[a] + d * hsw[q, nan_code, a]
-                        swy_l[a] = swy_c[a] + d * hswy[q, nan_code, a]
-                        sw_r[a] = tot_sw[a] - sw_l[a]
-                        swy_r[a] = tot_swy[a] - swy_l[a]
-                    g = _split_gain(
-                        crit, n_arms, sw_l, swy_l, sw_r, swy_r, m_par, d_par, shrink, m_l, m_r
-                    )
-                    if g > best:
-                        best = g
-                        best_q = q
-                        best_b = b
-                        best_nan = d
+        best, best_q, best_b, best_nan = _best_split(
+            hist, features, totals, node_mean, settings, split_scratch
+        )
         if best_q < 0:
             continue
 
-        # ---- split: reorder both samples' rows, push the children (left on top)
-        f = feats[best_q]
-        node_w = 0.0
-        for a in range(n_arms):
-            node_w += tot_sw[a]
-        feature[node] = f
-        threshold[node] = best_b
-        nan_left[node] = best_nan
-        gain[node] = best * node_w / root_w
-        nan_l = best_nan == 1
-        s_mid = _partition(lc, lw, lwy, lt, s_lo, s_hi, f, best_b, nan_code, nan_l)
-        if honest:
-            e_mid = _partition(lc, lw, lwy, lt, e_lo, e_hi, f, best_b, nan_code, nan_l)
-        else:
-            e_mid = s_mid
-        lc_id = n_nodes
-        rc_id = n_nodes + 1
+        split = (features[best_q], best_b, best_nan, best * _total(totals.weight) / root_weight)
+        s_mid, e_mid = _split_node(
+            tree, rows, node, split, (s_lo, s_hi, e_lo, e_hi), honest, settings
+        )
+        left_id = n_nodes
+        right_id = n_nodes + 1
         n_nodes += 2
-        left[node] = lc_id
-        right[node] = rc_id
-        stack[top, 0] = rc_id
-        stack[top, 1] = s_mid
-        stack[top, 2] = s_hi
-        stack[top, 3] = e_mid
-        stack[top, 4] = e_hi
-        stack[top, 5] = depth + 1
-        stack[top, 6] = node
-        top += 1
-        stack[top, 0] = lc_id
-        stack[top, 1] = s_lo
-        stack[top, 2] = s_mid
-        stack[top, 3] = e_lo
-        stack[top, 4] = e_mid
-        stack[top, 5] = depth + 1
-        stack[top, 6] = node
-        top += 1
+        tree.left[node] = left_id
+        tree.right[node] = right_id
+        top = _push(stack, top, right_id, (s_mid, s_hi), (e_mid, e_hi), depth + 1, node)
+        top = _push(stack, top, left_id, (s_lo, s_mid), (e_lo, e_mid), depth + 1, node)
     return n_nodes
 
 
 @njit(cache=True)
-def _gather(codes, y, t, w, src, n_src, n_struct, state, lc, lw, lwy, lt):  # pragma: no cover
-    """Copy the tree's rows ``src[:n_src]`` into its local arrays: a random ``n_struct`` of
-    them (selection sampling) to the front, the others after them, both in row order."""
-    p = codes.shape[1]
+def _gather(data, src, n_src, n_struct, state, rows):  # pragma: no cover - compiled
+    """Copy the tree's rows ``src[:n_src]`` into its local ``rows``: a random ``n_struct``
+    of them (selection sampling) to the front, the others after them, both in row order."""
+    n_features = data.codes.shape[1]
     need = n_struct
-    ns = 0
-    ne = n_struct
+    n_structure = 0
+    n_estimation = n_struct
     for i in range(n_src):
         r = src[i]
         if _uniform(state) * (n_src - i) < need:
-            pos = ns
-            ns += 1
+            pos = n_structure
+            n_structure += 1
             need -= 1
         else:
-            pos = ne
-            ne += 1
-        for k in range(p):
-            lc[pos, k] = codes[r, k]
-        lw[pos] = w[r]
-        lwy[pos] = w[r] * y[r]
-        lt[pos] = t[r]
+            pos = n_estimation
+            n_estimation += 1
+        for k in range(n_features):
+            rows.codes[pos, k] = data.codes[r, k]
+        rows.weight[pos] = data.weight[r]
+        rows.weighted_y[pos] = data.weight[r] * data.outcome[r]
+        rows.arm[pos] = data.arm[r]
+
+
+@njit(cache=True)
+def _draw_rows(n, sampling, group_seed, tree_seed, draws, state):  # pragma: no cover
+    """The tree's rows into ``draws[n_half:]``: with groups, ``n_tree`` of the group's
+    half-sample (``n_half`` of the n rows drawn from ``group_seed`` into ``draws[:n_half]``,
+    identical for the trees of one group); otherwise ``n_tree`` of all n rows. Leaves
+    ``state`` at the tree's stream."""
+    n_half = sampling.n_half
+    n_tree = sampling.n_tree
+    sample = draws[n_half : n_half + n_tree]
+    if sampling.use_groups:
+        half = draws[:n_half]
+        state[0] = group_seed
+        _select_range(n, n_half, state, half)
+        state[0] = tree_seed
+        if n_tree == n_half:
+            sample[:] = half
+        else:
+            _select_from(half, n_half, n_tree, state, sample)
+    else:
+        state[0] = tree_seed
+        _select_range(n, n_tree, state, sample)
+    return sample
 
 
 @njit(parallel=True, cache=True)
 def grow_batch(
-    codes,
-    y,
-    t,
-    w,
-    n_arms,
-    n_bins_f,
-    nan_code,
-    prior,
-    crit,
-    max_depth,
-    min_leaf,
-    min_treat,
-    mtry,
-    shrink,
-    leaf_prior,
-    min_gain,
-    honest,
-    use_groups,
-    group_seeds,
-    tree_seeds,
-    n_half,
-    n_tree,
-    n_struct,
-    work_idx,
-    work_codes,
-    work_w,
-    work_wy,
-    work_t,
-    feature,
-    threshold,
-    nan_left,
-    left,
-    right,
-    value,
-    gain,
-    n_nodes,
+    data, settings, sampling, group_seeds, tree_seeds, work_draws, work_rows, out, n_nodes
 ):  # pragma: no cover - compiled
-    """Grow ``len(tree_seeds)`` trees in parallel: tree b uses row b of every ``work_*``
-    buffer and writes row b of the outputs.
+    """Grow ``len(tree_seeds)`` trees in parallel: tree b uses row b of ``work_draws`` and
+    of every ``work_rows`` (TreeRows) buffer and writes row b of ``out`` (TreeArrays) and
+    ``n_nodes``.
 
-    Sampling: with ``use_groups`` the group's half-sample (``n_half`` of n rows, drawn from
-    ``group_seeds[b]``, identical for the trees of one group) and then ``n_tree`` of its
-    rows; otherwise ``n_tree`` of all n rows. Of the tree's rows, ``n_struct`` (all when
-    not honest) form the structure sample, the rest the estimation sample. All draws are
-    without replacement.
+    Sampling (``sampling``): with ``use_groups`` the group's half-sample (``n_half`` of n
+    rows, drawn from ``group_seeds[b]``, identical for the trees of one group) and then
+    ``n_tree`` of its rows; otherwise ``n_tree`` of all n rows. Of the tree's rows,
+    ``n_struct`` (all when not honest) form the structure sample, the rest the estimation
+    sample. All draws are without replacement.
     """
-    n = codes.shape[0]
+    n = data.codes.shape[0]
     for b in prange(tree_seeds.shape[0]):
-        ws = work_idx[b]
         state = np.empty(1, dtype=np.uint64)
-        sample = ws[n_half : n_half + n_tree]
-        if use_groups:
-            half = ws[:n_half]
-            state[0] = group_seeds[b]
-            _select_range(n, n_half, state, half)
-            state[0] = tree_seeds[b]
-            if n_tree == n_half:
-                sample[:] = half
-            else:
-                _select_from(half, n_half, n_tree, state, sample)
-        else:
-            state[0] = tree_seeds[b]
-            _select_range(n, n_tree, state, sample)
-        lc = work_codes[b]
-        lw = work_w[b]
-        lwy = work_wy[b]
-        lt = work_t[b]
-        _gather(codes, y, t, w, sample, n_tree, n_struct, state, lc, lw, lwy, lt)
-        n_nodes[b] = _grow_tree(
-            lc,
-            lw,
-            lwy,
-            lt,
-            n_struct,
-            honest,
-            n_arms,
-            n_bins_f,
-            nan_code,
-            prior,
-            crit,
-            max_depth,
-            min_leaf,
-            min_treat,
-            mtry,
-            shrink,
-            leaf_prior,
-            min_gain,
-            state,
-            feature[b],
-            threshold[b],
-            nan_left[b],
-            left[b],
-            right[b],
-            value[b],
-            gain[b],
+        sample = _draw_rows(n, sampling, group_seeds[b], tree_seeds[b], work_draws[b], state)
+        rows = TreeRows(
+            work_rows.codes[b], work_rows.weight[b], work_rows.weighted_y[b], work_rows.arm[b]
         )
+        _gather(data, sample, sampling.n_tree, sampling.n_struct, state, rows)
+        tree = TreeArrays(
+            out.feature[b],
+            out.threshold[b],
+            out.nan_left[b],
+            out.left[b],
+            out.right[b],
+            out.value[b],
+            out.gain[b],
+        )
+        n_nodes[b] = _grow_tree(rows, sampling.n_struct, sampling.honest, settings, state, tree)
 
 
 # ------------------------------------------------------------------------- predict
@@ -564,25 +660,21 @@ def _debias(var_between, group_noise, n_groups):  # pragma: no cover - compiled
 
 @njit(parallel=True, cache=True)
 def predict_forest(
-    codes,
-    nan_code,
-    feature,
-    threshold,
-    nan_left,
-    left,
-    right,
-    value,
-    group_size,
-    want_var,
-    out_mean,
-    out_var,
+    codes, nan_code, forest, group_size, want_var, out_mean, out_var
 ):  # pragma: no cover - compiled
     """Forest mean of the leaf values (``out_mean`` (m, n_arms)) and, with ``want_var``,
     the little-bags variance of each arm's effect (``out_var`` (m, n_arms - 1)).
+    ``forest`` is a TreeArrays with a leading tree axis.
 
     Rows are processed in blocks of 512, trees in the outer loop of a block (a tree's
     nodes stay in cache); blocks run in parallel.
     """
+    feature = forest.feature
+    threshold = forest.threshold
+    nan_left = forest.nan_left
+    left = forest.left
+    right = forest.right
+    value = forest.value
     m = codes.shape[0]
     n_trees = feature.shape[0]
     n_arms = value.shape[2]

@@ -25,7 +25,7 @@ _SEED_HIGH = 2**63 - 1
 
 def _n_threads(n_jobs: int | None) -> int:
     """scikit-learn convention: None -> 1, -1 -> every numba thread, -2 -> all but one."""
-    available = numba.config.NUMBA_NUM_THREADS
+    available = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]  # set at runtime
     if n_jobs is None:
         return 1
     if n_jobs == 0:
@@ -48,6 +48,42 @@ class _Threads:
 
     def __exit__(self, *exc: object) -> None:
         numba.set_num_threads(self.old)
+
+
+def _arm_means(
+    treatment: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, n_arms: int
+) -> np.ndarray:
+    """Each arm's weighted outcome mean (unweighted where an arm's weights sum to 0): the
+    root's shrinkage target."""
+    counts = np.bincount(treatment, minlength=n_arms)
+    arm_w = np.bincount(treatment, weights=sample_weight, minlength=n_arms)
+    arm_wy = np.bincount(treatment, weights=sample_weight * y, minlength=n_arms)
+    arm_y = np.bincount(treatment, weights=y, minlength=n_arms)
+    return np.where(arm_w > 0, arm_wy / np.where(arm_w > 0, arm_w, 1.0), arm_y / counts)
+
+
+def _stack_trees(trees: list[dict[str, np.ndarray]], n_trees: int) -> dict[str, np.ndarray]:
+    """The trees' node arrays padded to the largest tree (-1 for links and features, 0
+    elsewhere) and stacked with a leading tree axis."""
+    width = max(len(tree["left"]) for tree in trees)
+    forest: dict[str, np.ndarray] = {}
+    for name, template in trees[0].items():
+        shape = (n_trees, width, *template.shape[1:])
+        fill = -1 if name in ("feature", "left", "right") else 0
+        forest[name] = np.full(shape, fill, dtype=template.dtype)
+        for i, tree in enumerate(trees):
+            forest[name][i, : len(tree[name])] = tree[name]
+    return forest
+
+
+def _importances(forest: dict[str, np.ndarray], n_features: int) -> np.ndarray:
+    """Each feature's share of the splits' gains (zeros when no tree split)."""
+    splits = forest["feature"] >= 0
+    importances = np.bincount(
+        forest["feature"][splits], weights=forest["gain"][splits], minlength=n_features
+    )
+    total = importances.sum()
+    return importances / total if total > 0 else importances
 
 
 class UpliftRandomForest(UpliftLearner):
@@ -195,6 +231,45 @@ class UpliftRandomForest(UpliftLearner):
         if n_arms > 255:
             raise ValueError(f"at most 255 arms are supported, got {n_arms}")
         kind = outcome_kind(y)
+        criterion = self._resolve_criterion(kind)
+        sampling = self._sampling(n)
+        bin_seed, group_of_tree, tree_seeds = self._draw_seeds()
+        n_threads = _n_threads(self.n_jobs)
+        edges, n_edges = compute_bin_edges(X, self.n_bins, seed=bin_seed)
+        with _Threads(n_threads):
+            codes = apply_bins(X, edges, n_edges, self.n_bins)
+        settings = kernels.SplitSettings(
+            n_arms=n_arms,
+            n_bins=(n_edges + 1).astype(np.int64),
+            nan_code=np.uint8(self.n_bins),
+            prior=_arm_means(treatment, y, sample_weight, n_arms),
+            criterion=kernels.CRITERIA[criterion],
+            max_depth=64 if self.max_depth is None else int(self.max_depth),
+            min_leaf=int(self.min_samples_leaf),
+            min_treatment=int(self.min_samples_treatment),
+            mtry=int(self.max_features_),
+            shrinkage=float(self.shrinkage),
+            leaf_prior=float(self.leaf_prior),
+            min_gain=float(self.min_impurity_gain),
+        )
+        data = kernels.TrainData(codes, y, treatment, sample_weight)
+        trees = self._grow_trees(data, settings, sampling, (group_of_tree, tree_seeds), n_threads)
+        del codes, data
+        forest = _stack_trees(trees, self.n_estimators)
+
+        self.n_features_in_ = p
+        self.n_arms_ = n_arms
+        self.outcome_kind_ = kind
+        self.criterion_ = criterion
+        self.bin_edges_ = edges
+        self.n_bin_edges_ = n_edges
+        self.n_nodes_ = np.array([len(tree["left"]) for tree in trees], dtype=np.int64)
+        self.trees_ = forest
+        self.feature_importances_ = _importances(forest, p)
+        return self
+
+    def _resolve_criterion(self, kind: str) -> str:
+        """The split criterion for this outcome kind ("auto": KL if binary, else MSE)."""
         criterion = self.criterion
         if criterion == "auto":
             criterion = "kl" if kind == "binary" else "mse"
@@ -202,8 +277,12 @@ class UpliftRandomForest(UpliftLearner):
             raise ValueError(
                 f"criterion {criterion!r} needs a binary (0/1) outcome; use 'mse' or 'ddp'"
             )
-        G = self.ci_group_size
-        use_groups = G >= 2
+        return criterion
+
+    def _sampling(self, n: int) -> kernels.Sampling:
+        """How many of the ``n`` rows each tree (and its structure sample) draws; refuses
+        a structure sample too small for one split."""
+        use_groups = self.ci_group_size >= 2
         n_half = n // 2 if use_groups else 0
         n_tree = round(self.subsample * n)
         if use_groups:
@@ -216,109 +295,78 @@ class UpliftRandomForest(UpliftLearner):
                 f"2 * min_samples_leaf = {min_rows}: use more data, a larger subsample "
                 f"or a smaller min_samples_leaf"
             )
-        counts = np.bincount(treatment, minlength=n_arms)
-        arm_w = np.bincount(treatment, weights=sample_weight, minlength=n_arms)
-        arm_wy = np.bincount(treatment, weights=sample_weight * y, minlength=n_arms)
-        arm_y = np.bincount(treatment, weights=y, minlength=n_arms)
-        prior = np.where(arm_w > 0, arm_wy / np.where(arm_w > 0, arm_w, 1.0), arm_y / counts)
+        return kernels.Sampling(bool(self.honest), use_groups, n_half, n_tree, n_struct)
 
+    def _draw_seeds(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(binning seed, each tree's group seed, each tree's own seed) from
+        ``random_state``, in that order."""
         rng = check_random_state(self.random_state)
+        group_size = self.ci_group_size
         bin_seed = int(rng.randint(0, 2**31 - 1))
-        group_seeds = rng.randint(0, _SEED_HIGH, size=self.n_estimators // G, dtype=np.int64)
+        n_groups = self.n_estimators // group_size
+        group_seeds = rng.randint(0, _SEED_HIGH, size=n_groups, dtype=np.int64)
         tree_seeds = rng.randint(0, _SEED_HIGH, size=self.n_estimators, dtype=np.int64)
-        group_of_tree = np.repeat(group_seeds, G).astype(np.uint64)
-        tree_seeds = tree_seeds.astype(np.uint64)
+        return (
+            bin_seed,
+            np.repeat(group_seeds, group_size).astype(np.uint64),
+            tree_seeds.astype(np.uint64),
+        )
 
-        n_threads = _n_threads(self.n_jobs)
-        edges, n_edges = compute_bin_edges(X, self.n_bins, seed=bin_seed)
-        with _Threads(n_threads):
-            codes = apply_bins(X, edges, n_edges, self.n_bins)
-        n_bins_f = (n_edges + 1).astype(np.int64)
-
-        max_depth = 64 if self.max_depth is None else int(self.max_depth)
-        leaves = max(1, n_struct // self.min_samples_leaf)
-        max_nodes = int(min(2 ** min(max_depth + 1, 40) - 1, 2 * leaves - 1))
+    def _grow_trees(
+        self,
+        data: kernels.TrainData,
+        settings: kernels.SplitSettings,
+        sampling: kernels.Sampling,
+        seeds: tuple[np.ndarray, np.ndarray],
+        n_threads: int,
+    ) -> list[dict[str, np.ndarray]]:
+        """Every tree's node arrays (trimmed to its nodes), grown ``n_threads`` at a time
+        in reused buffers; ``seeds`` = (group seed, tree seed) per tree."""
+        group_of_tree, tree_seeds = seeds
+        n, p = data.codes.shape
+        leaves = max(1, sampling.n_struct // self.min_samples_leaf)
+        max_nodes = int(min(2 ** min(settings.max_depth + 1, 40) - 1, 2 * leaves - 1))
         batch = max(1, min(n_threads, self.n_estimators))
         index_type = np.int64 if n > 2**31 - 2 else np.int32
-        work = (
-            np.empty((batch, n_half + n_tree), dtype=index_type),
-            np.empty((batch, n_tree, p), dtype=np.uint8),
-            np.empty((batch, n_tree), dtype=np.float64),
-            np.empty((batch, n_tree), dtype=np.float64),
-            np.empty((batch, n_tree), dtype=np.uint8),
+        n_tree = sampling.n_tree
+        work_draws = np.empty((batch, sampling.n_half + n_tree), dtype=index_type)
+        work_rows = kernels.TreeRows(
+            codes=np.empty((batch, n_tree, p), dtype=np.uint8),
+            weight=np.empty((batch, n_tree), dtype=np.float64),
+            weighted_y=np.empty((batch, n_tree), dtype=np.float64),
+            arm=np.empty((batch, n_tree), dtype=np.uint8),
         )
-        buf = {
-            "feature": np.empty((batch, max_nodes), dtype=np.int32),
-            "threshold": np.empty((batch, max_nodes), dtype=np.int32),
-            "nan_left": np.empty((batch, max_nodes), dtype=np.uint8),
-            "left": np.empty((batch, max_nodes), dtype=np.int32),
-            "right": np.empty((batch, max_nodes), dtype=np.int32),
-            "value": np.empty((batch, max_nodes, n_arms), dtype=np.float64),
-            "gain": np.empty((batch, max_nodes), dtype=np.float64),
-        }
+        out = kernels.TreeArrays(
+            feature=np.empty((batch, max_nodes), dtype=np.int32),
+            threshold=np.empty((batch, max_nodes), dtype=np.int32),
+            nan_left=np.empty((batch, max_nodes), dtype=np.uint8),
+            left=np.empty((batch, max_nodes), dtype=np.int32),
+            right=np.empty((batch, max_nodes), dtype=np.int32),
+            value=np.empty((batch, max_nodes, settings.n_arms), dtype=np.float64),
+            gain=np.empty((batch, max_nodes), dtype=np.float64),
+        )
         n_nodes = np.zeros(batch, dtype=np.int64)
         trees: list[dict[str, np.ndarray]] = []
         with _Threads(n_threads):
             for start in range(0, self.n_estimators, batch):
                 stop = min(start + batch, self.n_estimators)
-                size = stop - start
                 kernels.grow_batch(
-                    codes,
-                    y,
-                    treatment,
-                    sample_weight,
-                    n_arms,
-                    n_bins_f,
-                    np.uint8(self.n_bins),
-                    prior,
-                    kernels.CRITERIA[criterion],
-                    max_depth,
-                    int(self.min_samples_leaf),
-                    int(self.min_samples_treatment),
-                    int(self.max_features_),
-                    float(self.shrinkage),
-                    float(self.leaf_prior),
-                    float(self.min_impurity_gain),
-                    bool(self.honest),
-                    use_groups,
+                    data,
+                    settings,
+                    sampling,
                     group_of_tree[start:stop],
                     tree_seeds[start:stop],
-                    n_half,
-                    n_tree,
-                    n_struct,
-                    *work,
-                    *(arr for arr in buf.values()),
+                    work_draws,
+                    work_rows,
+                    out,
                     n_nodes,
                 )
-                for b in range(size):
-                    k = int(n_nodes[b])
-                    trees.append({name: arr[b, :k].copy() for name, arr in buf.items()})
-        del codes, work, buf
-
-        width = max(len(tree["left"]) for tree in trees)
-        forest: dict[str, np.ndarray] = {}
-        for name, template in trees[0].items():
-            shape = (self.n_estimators, width, *template.shape[1:])
-            fill = -1 if name in ("feature", "left", "right") else 0
-            forest[name] = np.full(shape, fill, dtype=template.dtype)
-            for i, tree in enumerate(trees):
-                forest[name][i, : len(tree[name])] = tree[name]
-
-        self.n_features_in_ = p
-        self.n_arms_ = n_arms
-        self.outcome_kind_ = kind
-        self.criterion_ = criterion
-        self.bin_edges_ = edges
-        self.n_bin_edges_ = n_edges
-        self.n_nodes_ = np.array([len(tree["left"]) for tree in trees], dtype=np.int64)
-        self.trees_ = forest
-        splits = forest["feature"] >= 0
-        importances = np.bincount(
-            forest["feature"][splits], weights=forest["gain"][splits], minlength=p
-        )
-        total = importances.sum()
-        self.feature_importances_ = importances / total if total > 0 else importances
-        return self
+                for b in range(stop - start):
+                    size = int(n_nodes[b])
+                    trees.append(
+                        {name: arr[b, :size].copy() for name, arr in out._asdict().items()}
+                    )
+        return trees
 
     # --------------------------------------------------------------------- predict
 
@@ -333,27 +381,22 @@ class UpliftRandomForest(UpliftLearner):
 
     def _predict(self, X: object, want_var: bool) -> tuple[np.ndarray, np.ndarray]:
         check_is_fitted(self, "trees_")
-        X = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
-        if X.shape[1] != self.n_features_in_:
+        values: np.ndarray = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
+        if values.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features, but UpliftRandomForest was fitted with "
+                f"X has {values.shape[1]} features, but UpliftRandomForest was fitted with "
                 f"{self.n_features_in_}"
             )
-        m = X.shape[0]
+        m = values.shape[0]
         mean = np.empty((m, self.n_arms_))
         var = np.empty((m if want_var else 0, self.n_arms_ - 1))
         f = self.trees_
         with _Threads(_n_threads(self.n_jobs)):
-            codes = apply_bins(X, self.bin_edges_, self.n_bin_edges_, self.n_bins)
+            codes = apply_bins(values, self.bin_edges_, self.n_bin_edges_, self.n_bins)
             kernels.predict_forest(
                 codes,
                 np.uint8(self.n_bins),
-                f["feature"],
-                f["threshold"],
-                f["nan_left"],
-                f["left"],
-                f["right"],
-                f["value"],
+                kernels.TreeArrays(**f),
                 int(self.ci_group_size),
                 want_var,
                 mean,
