@@ -101,11 +101,12 @@ def _critical_step(
     slope, cost_step, unit, position = bucket
     order = np.argsort(-slope, kind="stable")  # ties: unit, then position
     cum = np.cumsum(cost_step[order])
-    t = min(int(np.searchsorted(cum, room, side="right")), slope.size - 1)
-    e = order[t]
-    dc = cost_step[e]
-    theta = min(max((room - (cum[t] - dc)) / dc, 0.0), 1.0) if dc > 0 else 1.0
-    return np.float64(slope[e]).view(np.uint64), int(unit[e]), int(position[e]), theta, floor
+    rank = min(int(np.searchsorted(cum, room, side="right")), slope.size - 1)
+    step = order[rank]
+    dc = cost_step[step]
+    theta = min(max((room - (cum[rank] - dc)) / dc, 0.0), 1.0) if dc > 0 else 1.0
+    key = np.float64(slope[step]).view(np.uint64)
+    return key, int(unit[step]), int(position[step]), theta, floor
 
 
 def relax(
@@ -187,14 +188,13 @@ def capacity_multipliers(
             break
         rows = np.linspace(0, n - 1, size).round().astype(np.int64)
         share = size / n
-        p, c = profit[rows], cost[rows]
+        sample_profit, sample_cost = profit[rows], cost[rows]
         mask = allowed if allowed.shape[0] == 0 else allowed[rows]
-        sub = relax(p, c, mask, rel.mu, budget * share, cap * share)
+        sub = relax(sample_profit, sample_cost, mask, rel.mu, budget * share, cap * share)
         # the sample's optimum is off by ~1/sqrt(size), costing ~1/size of g: no need to be finer
         limits = (max(tol, 1.0 / size), max_iter)
-        sub, used = _cutting_planes(
-            p, c, mask, budget * share, cap * share, sub, upper, half, limits
-        )
+        sample = (sample_profit, sample_cost, mask)
+        sub, used = _cutting_planes(*sample, budget * share, cap * share, sub, upper, half, limits)
         iterations += used + 1
         half = np.maximum(sub.mu / np.sqrt(size), 1e-6 * upper)  # the next search starts near it
         rel = sub

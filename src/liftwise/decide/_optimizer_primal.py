@@ -30,8 +30,10 @@ def greedy_primal(
     room = budget - rel.prefix_cost
     for j in np.flatnonzero(counts > cap):
         units = np.flatnonzero(arm == j)
-        p, c = profit[units, j].astype(np.float64), cost[units, j].astype(np.float64)
-        drop = units[top_indices(rel.lam * c + rel.mu[j] - p, int(counts[j] - cap[j]))]
+        arm_profit = profit[units, j].astype(np.float64)
+        arm_cost = cost[units, j].astype(np.float64)
+        weakness = rel.lam * arm_cost + rel.mu[j] - arm_profit
+        drop = units[top_indices(weakness, int(counts[j] - cap[j]))]
         arm[drop] = -1
         steps_taken[drop] = 0
         counts[j] -= drop.size
@@ -148,9 +150,9 @@ def repair_budget(profit: np.ndarray, cost: np.ndarray, arm: np.ndarray, budget:
     if spent <= budget:
         return
     treated = np.flatnonzero(arm >= 0)
-    c = cost[treated, arm[treated]].astype(np.float64)
-    p = profit[treated, arm[treated]].astype(np.float64)
-    ratio = np.where(c > 0, p / np.where(c > 0, c, 1.0), np.inf)
+    arm_cost = cost[treated, arm[treated]].astype(np.float64)
+    arm_profit = profit[treated, arm[treated]].astype(np.float64)
+    ratio = np.where(arm_cost > 0, arm_profit / np.where(arm_cost > 0, arm_cost, 1.0), np.inf)
     for i in treated[np.argsort(ratio, kind="stable")]:
         spent -= float(cost[i, arm[i]])
         arm[i] = -1

@@ -115,37 +115,38 @@ class ArmSums(NamedTuple):
 @njit(cache=True)
 def _uniform(state):  # pragma: no cover - compiled
     """Next splitmix64 draw as a float in [0, 1); ``state`` is a 1-element uint64 array."""
-    z = state[0] + _GOLDEN
-    state[0] = z
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    z = z ^ (z >> _S31)
-    return np.float64(z >> _S11) * _TWO_M53
+    mixed = state[0] + _GOLDEN
+    state[0] = mixed
+    mixed = (mixed ^ (mixed >> _S30)) * _MIX1
+    mixed = (mixed ^ (mixed >> _S27)) * _MIX2
+    mixed = mixed ^ (mixed >> _S31)
+    return np.float64(mixed >> _S11) * _TWO_M53
 
 
 @njit(cache=True)
-def _select_range(n, k, state, out):  # pragma: no cover - compiled
-    """k of 0..n-1 without replacement into ``out`` (Knuth's selection sampling; sorted)."""
-    need = k
-    m = 0
-    for i in range(n):
-        if _uniform(state) * (n - i) < need:
-            out[m] = i
-            m += 1
+def _select_range(n_items, n_pick, state, out):  # pragma: no cover - compiled
+    """``n_pick`` of 0..n_items-1 without replacement into ``out`` (Knuth's selection
+    sampling; sorted)."""
+    need = n_pick
+    n_taken = 0
+    for i in range(n_items):
+        if _uniform(state) * (n_items - i) < need:
+            out[n_taken] = i
+            n_taken += 1
             need -= 1
             if need == 0:
                 break
 
 
 @njit(cache=True)
-def _select_from(src, n_src, k, state, sel):  # pragma: no cover - compiled
-    """k of ``src[:n_src]`` into ``sel`` without replacement, in input order."""
-    need = k
-    m = 0
+def _select_from(src, n_src, n_pick, state, sel):  # pragma: no cover - compiled
+    """``n_pick`` of ``src[:n_src]`` into ``sel`` without replacement, in input order."""
+    need = n_pick
+    n_taken = 0
     for i in range(n_src):
         if _uniform(state) * (n_src - i) < need:
-            sel[m] = src[i]
-            m += 1
+            sel[n_taken] = src[i]
+            n_taken += 1
             need -= 1
             if need == 0:
                 break
@@ -155,8 +156,9 @@ def _select_from(src, n_src, k, state, sel):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _clip(p):  # pragma: no cover - compiled
-    return min(max(p, _EPS), 1.0 - _EPS)
+def _clip(rate):  # pragma: no cover - compiled
+    """A success rate kept away from 0 and 1 (logs and ratios stay finite)."""
+    return min(max(rate, _EPS), 1.0 - _EPS)
 
 
 @njit(cache=True)
@@ -166,11 +168,11 @@ def _divergence(crit, pt, pc):  # pragma: no cover - compiled
         pt = _clip(pt)
         pc = _clip(pc)
         return pt * math.log(pt / pc) + (1.0 - pt) * math.log((1.0 - pt) / (1.0 - pc))
-    d = pt - pc
+    diff = pt - pc
     if crit == CRIT_ED:
-        return 2.0 * d * d
+        return 2.0 * diff * diff
     pc = _clip(pc)  # CRIT_CHI
-    return d * d / (pc * (1.0 - pc))
+    return diff * diff / (pc * (1.0 - pc))
 
 
 @njit(cache=True)
@@ -229,7 +231,7 @@ def _split_gain(
 # ------------------------------------------------------------------------------ tree
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # once per row and split: no call
 def _goes_left(code, threshold, nan_code, nan_left):  # pragma: no cover - compiled
     """Whether a row with bin ``code`` goes to the left child of the split."""
     return nan_left if code == nan_code else code <= threshold
@@ -320,9 +322,9 @@ def _draw_features(features, mtry, state):  # pragma: no cover - compiled
     """Move a random ``mtry`` of ``features`` to its front (partial Fisher-Yates)."""
     n_features = features.shape[0]
     for q in range(mtry):
-        j = q + int(_uniform(state) * (n_features - q))
-        drawn = features[j]
-        features[j] = features[q]
+        pick = q + int(_uniform(state) * (n_features - q))
+        drawn = features[pick]
+        features[pick] = features[q]
         features[q] = drawn
 
 
@@ -564,7 +566,7 @@ def _gather(data, src, n_src, n_struct, state, rows):  # pragma: no cover - comp
     n_structure = 0
     n_estimation = n_struct
     for i in range(n_src):
-        r = src[i]
+        row = src[i]
         if _uniform(state) * (n_src - i) < need:
             pos = n_structure
             n_structure += 1
@@ -573,10 +575,10 @@ def _gather(data, src, n_src, n_struct, state, rows):  # pragma: no cover - comp
             pos = n_estimation
             n_estimation += 1
         for k in range(n_features):
-            rows.codes[pos, k] = data.codes[r, k]
-        rows.weight[pos] = data.weight[r]
-        rows.weighted_y[pos] = data.weight[r] * data.outcome[r]
-        rows.arm[pos] = data.arm[r]
+            rows.codes[pos, k] = data.codes[row, k]
+        rows.weight[pos] = data.weight[row]
+        rows.weighted_y[pos] = data.weight[row] * data.outcome[row]
+        rows.arm[pos] = data.arm[row]
 
 
 @njit(cache=True)
@@ -675,21 +677,21 @@ def predict_forest(
     left = forest.left
     right = forest.right
     value = forest.value
-    m = codes.shape[0]
+    n_rows = codes.shape[0]
     n_trees = feature.shape[0]
     n_arms = value.shape[2]
     n_eff = n_arms - 1
     block = 512
-    n_blocks = (m + block - 1) // block
+    n_blocks = (n_rows + block - 1) // block
     n_groups = n_trees // group_size if group_size > 0 else 0
     for blk in prange(n_blocks):
         lo = blk * block
-        hi = min(m, lo + block)
+        hi = min(n_rows, lo + block)
         size = hi - lo
-        g_sum = np.zeros((size, n_eff))
-        t_sq = np.zeros((size, n_eff))
-        b_sum = np.zeros((size, n_eff))
-        b_sq = np.zeros((size, n_eff))
+        group_effect_sum = np.zeros((size, n_eff))
+        tree_effect_sq = np.zeros((size, n_eff))
+        group_mean_sum = np.zeros((size, n_eff))
+        group_mean_sq = np.zeros((size, n_eff))
         for i in range(lo, hi):
             for a in range(n_arms):
                 out_mean[i, a] = 0.0
@@ -697,23 +699,25 @@ def predict_forest(
             for i in range(lo, hi):
                 node = 0
                 while left[tr, node] >= 0:
-                    c = codes[i, feature[tr, node]]
-                    go_left = nan_left[tr, node] == 1 if c == nan_code else c <= threshold[tr, node]
+                    code = codes[i, feature[tr, node]]
+                    go_left = (
+                        nan_left[tr, node] == 1 if code == nan_code else code <= threshold[tr, node]
+                    )
                     node = left[tr, node] if go_left else right[tr, node]
                 for a in range(n_arms):
                     out_mean[i, a] += value[tr, node, a]
                 if want_var:
                     for k in range(n_eff):
-                        e = value[tr, node, k + 1] - value[tr, node, 0]
-                        g_sum[i - lo, k] += e
-                        t_sq[i - lo, k] += e * e
+                        effect = value[tr, node, k + 1] - value[tr, node, 0]
+                        group_effect_sum[i - lo, k] += effect
+                        tree_effect_sq[i - lo, k] += effect * effect
             if want_var and (tr + 1) % group_size == 0:
                 for i in range(size):
                     for k in range(n_eff):
-                        gm = g_sum[i, k] / group_size
-                        b_sum[i, k] += gm
-                        b_sq[i, k] += gm * gm
-                        g_sum[i, k] = 0.0
+                        group_mean = group_effect_sum[i, k] / group_size
+                        group_mean_sum[i, k] += group_mean
+                        group_mean_sq[i, k] += group_mean * group_mean
+                        group_effect_sum[i, k] = 0.0
         for i in range(lo, hi):
             for a in range(n_arms):
                 out_mean[i, a] /= n_trees
@@ -721,8 +725,8 @@ def predict_forest(
             n_used = n_groups * group_size
             for i in range(size):
                 for k in range(n_eff):
-                    mean = b_sum[i, k] / n_groups
-                    var_between = max(b_sq[i, k] / n_groups - mean * mean, 0.0)
-                    var_total = max(t_sq[i, k] / n_used - mean * mean, 0.0)
+                    mean = group_mean_sum[i, k] / n_groups
+                    var_between = max(group_mean_sq[i, k] / n_groups - mean * mean, 0.0)
+                    var_total = max(tree_effect_sq[i, k] / n_used - mean * mean, 0.0)
                     noise = max(var_total - var_between, 0.0) / (group_size - 1)
                     out_var[lo + i, k] = _debias(var_between, noise, n_groups)
