@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from liftwise.decide.batch import Decisions
-from liftwise.decide.optimizer import BudgetCurve
+from liftwise.decide.curve import BudgetCurve
 from liftwise.evaluate.race import RaceResult
 from liftwise.evaluate.report import plot_arm_curves, plot_policy_profit, race_sections
 from liftwise.io import atomic_path
