@@ -328,7 +328,7 @@ def _draw_features(features, mtry, state):  # pragma: no cover - compiled
         features[q] = drawn
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _fill_histograms(rows, lo, hi, features, mtry, hist):  # pragma: no cover - compiled
     """Per drawn feature, bin and arm: the weight, weighted outcome and count of rows
     [lo, hi)."""
@@ -368,7 +368,7 @@ def _node_totals(hist, node_value, settings, totals, node_mean):  # pragma: no c
     return thin
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _best_split(hist, features, totals, node_mean, settings, scratch):  # pragma: no cover
     """Scan every drawn feature's thresholds (left = finite bins <= b, plus the NaN bin
     when sent left) for the split with the largest gain above ``min_gain``.
