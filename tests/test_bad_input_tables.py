@@ -292,3 +292,71 @@ def test_model_is_the_train_out_directory_or_its_model_subdirectory(files, tmp_p
     assert run(["score", "--model", str(tmp_path / "empty"), "--data", str(data),
                 "--out", str(tmp_path / "s.csv")]) == 2  # fmt: skip
     assert "no model.joblib here" in one_error_line(capsys)
+
+
+# ------------------------------------------------------------- experiment analyze / assign
+
+
+def experiment_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Exposures (unit_id, arm) and outcomes (unit_id, converted, spend) of 200 units."""
+    rng = np.random.default_rng(3)
+    ids = np.arange(200)
+    exposures = pd.DataFrame({"unit_id": ids, "arm": np.where(ids % 2 == 0, "control", "a")})
+    outcomes = pd.DataFrame(
+        {"unit_id": ids, "converted": rng.integers(0, 2, 200), "spend": rng.gamma(2.0, 10.0, 200)}
+    )
+    return exposures, outcomes
+
+
+def _changed(table: pd.DataFrame, column: str, row: int, value: object) -> pd.DataFrame:
+    table = table.astype({column: object})
+    table.loc[row, column] = value
+    return table
+
+
+ANALYZE_CASES = {
+    "dropped-arm": ("exposures", lambda t: t.drop(columns="arm"), "column 'arm': missing column"),
+    "dropped-id": ("outcomes", lambda t: t.drop(columns="unit_id"), "column 'unit_id': missing"),
+    "mistyped": ("outcomes", lambda t: _changed(t, "spend", 3, "abc"), "column 'spend', row 3"),
+    "nan": ("outcomes", lambda t: _changed(t, "spend", 4, np.nan), "row 4: missing value"),
+    "inf": ("outcomes", lambda t: _changed(t, "spend", 4, np.inf), "row 4: not a finite number"),
+    "inf-id": ("exposures", lambda t: _changed(t, "unit_id", 2, np.inf), "row 2: unit id inf"),
+    "duplicate": ("outcomes", lambda t: _changed(t, "unit_id", 6, 5), "unit 5 has two outcome"),
+}
+
+
+@pytest.mark.parametrize("case", ANALYZE_CASES, ids=list(ANALYZE_CASES))
+def test_experiment_analyze_refuses_bad_tables(tmp_path, capsys, case):
+    which, change, words = ANALYZE_CASES[case]
+    exposures, outcomes = experiment_inputs()
+    tables = {"exposures": exposures, "outcomes": outcomes}
+    tables[which] = change(tables[which])
+    for name, table in tables.items():
+        table.to_csv(tmp_path / f"{name}.csv", index=False)
+    argv = ["experiment", "analyze", str(tmp_path / "exposures.csv"), str(tmp_path / "outcomes.csv"),
+            "--out", str(tmp_path / "an"), "--control", "control", "--binary", "converted",
+            "--continuous", "spend"]  # fmt: skip
+    assert run(argv) == 2
+    line = one_error_line(capsys)
+    assert f"{which}.csv, " in line and words in line
+    assert not (tmp_path / "an").exists()
+
+
+ASSIGN_CASES = {
+    "dropped": (lambda t: t.rename(columns={"unit_id": "uid"}), "column 'unit_id': missing column"),
+    "nan": (lambda t: _changed(t, "unit_id", 3, np.nan), "row 3: missing value"),
+    "inf": (lambda t: _changed(t, "unit_id", 3, np.inf), "row 3: unit id inf is not an integer"),
+    "duplicate": (lambda t: _changed(t, "unit_id", 3, 2), "row 3: duplicate unit id 2"),
+}
+
+
+@pytest.mark.parametrize("case", ASSIGN_CASES, ids=list(ASSIGN_CASES))
+def test_experiment_assign_refuses_bad_unit_tables(tmp_path, capsys, case):
+    change, words = ASSIGN_CASES[case]
+    units = tmp_path / "units.csv"
+    change(pd.DataFrame({"unit_id": np.arange(50)})).to_csv(units, index=False)
+    argv = ["experiment", "assign", str(units), "--experiment", "e1", "--arms", "a=0.5,control=0.5"]
+    assert run([*argv, "--out", str(tmp_path / "assigned.csv")]) == 2
+    line = one_error_line(capsys)
+    assert "units.csv, " in line and words in line
+    assert not (tmp_path / "assigned.csv").exists()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from liftwise.cli.app import app, console, progress_bar, stdout
+from liftwise.cli.app import app, comma_list, console, progress_bar, stdout
 from liftwise.errors import UserError
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ def assign_command(
     """
     from pydantic import ValidationError
 
+    from liftwise.contracts.ids import require_unique_ids
     from liftwise.experiment.assign import Design, assign_units
     from liftwise.experiment.data import read_table, unit_id_values
     from liftwise.io import TABLE_SUFFIXES, check_output, write_frame
@@ -105,6 +106,7 @@ def assign_command(
         raise UserError(first["msg"].removeprefix("Value error, "), option=option) from None
     table = read_table(units_file, [id_column], require=True)
     values = unit_id_values(table.column(id_column), str(units_file), id_column)
+    require_unique_ids(values, file=units_file, column=id_column)  # one row per unit
     with progress_bar("assigning", total=len(values)) as advance:
         assignment = assign_units(values, design, source=str(units_file), progress=advance)
     write_frame(out, assignment)
@@ -211,25 +213,50 @@ def analyze_command(
     experiment: Annotated[
         str | None, typer.Option(help="Keep exposures of this experiment only.")
     ] = None,
-    binary: Annotated[list[str] | None, typer.Option(help="0/1 metric column (repeat).")] = None,
+    binary: Annotated[
+        list[str] | None,
+        typer.Option(help="0/1 metric column (comma-separated or repeated).", callback=comma_list),
+    ] = None,
     continuous: Annotated[
-        list[str] | None, typer.Option(help="Numeric metric column (repeat).")
+        list[str] | None,
+        typer.Option(
+            help="Numeric metric column (comma-separated or repeated).", callback=comma_list
+        ),
     ] = None,
     ratio: Annotated[
-        list[str] | None, typer.Option(help="Ratio metric NAME=NUMERATOR/DENOMINATOR (repeat).")
+        list[str] | None,
+        typer.Option(
+            help="Ratio metric NAME=NUMERATOR/DENOMINATOR (comma-separated or repeated).",
+            callback=comma_list,
+        ),
     ] = None,
     covariate: Annotated[
-        list[str] | None, typer.Option(help="CUPED covariate METRIC=COLUMN (repeat).")
+        list[str] | None,
+        typer.Option(
+            help="CUPED covariate METRIC=COLUMN (comma-separated or repeated).", callback=comma_list
+        ),
     ] = None,
     guardrail: Annotated[
         list[str] | None,
-        typer.Option(help="Guardrail METRIC=MARGIN (absolute) or METRIC=MARGIN% (relative)."),
+        typer.Option(
+            help="Guardrail METRIC=MARGIN (absolute) or METRIC=MARGIN% (relative); "
+            "comma-separated or repeated.",
+            callback=comma_list,
+        ),
     ] = None,
     lower_is_better: Annotated[
-        list[str] | None, typer.Option(help="Metric where a decrease is good (repeat).")
+        list[str] | None,
+        typer.Option(
+            help="Metric where a decrease is good (comma-separated or repeated).",
+            callback=comma_list,
+        ),
     ] = None,
     segment: Annotated[
-        list[str] | None, typer.Option(help="Segment column for the deep-dive (repeat).")
+        list[str] | None,
+        typer.Option(
+            help="Segment column for the deep-dive (comma-separated or repeated).",
+            callback=comma_list,
+        ),
     ] = None,
     revenue: Annotated[
         str | None, typer.Option(help="Net profit: column of gross value per unit.")
@@ -241,7 +268,11 @@ def analyze_command(
         str | None, typer.Option(help="Net profit: CUPED covariate column.")
     ] = None,
     compare: Annotated[
-        list[str] | None, typer.Option(help="Profit comparison TREATMENT:BASELINE (repeat).")
+        list[str] | None,
+        typer.Option(
+            help="Profit comparison TREATMENT:BASELINE (comma-separated or repeated).",
+            callback=comma_list,
+        ),
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="Significance level (default 0.05).")] = None,
     correction: Annotated[

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from liftwise.cli.app import app, console, progress_bar, stdout
+from liftwise.cli.app import app, comma_list, console, progress_bar, stdout
 from liftwise.errors import UserError
 
 if TYPE_CHECKING:  # stage modules load inside commands, so `--help` stays instant
@@ -32,7 +32,11 @@ WorldName = Annotated[
     str | None, typer.Option(help="Repo of this world (default: the only repo under --data-dir).")
 ]
 FeatureList = Annotated[
-    str | None, typer.Option(help="Comma-separated features (default: every unit feature).")
+    list[str] | None,
+    typer.Option(
+        help="Features, comma-separated or repeated (default: every unit feature).",
+        callback=comma_list,
+    ),
 ]
 
 
@@ -46,10 +50,6 @@ def _repo(data_dir: Path | None, world: str | None) -> FeatureRepo:
     from liftwise.features.store import find_feature_repo
 
     return find_feature_repo(_settings(data_dir), world)
-
-
-def _names(features: str | None) -> list[str] | None:
-    return [f.strip() for f in features.split(",") if f.strip()] if features else None
 
 
 def _moment(text: str | None, option: str) -> dt.datetime | None:
@@ -138,7 +138,7 @@ def training_frame_command(
     table = read_table(entities)
     with console.status(f"point-in-time join of {len(table):,} rows"):
         try:
-            frame = repo.training_frame(table, _names(features))
+            frame = repo.training_frame(table, features or None)
         except UserError as error:
             if error.file is None:
                 error = UserError(error.message, file=entities, column=error.column, row=error.row)
@@ -158,7 +158,7 @@ def online_command(
 ) -> None:
     """Print the online store's latest values as JSON, one object per id (unknown: nulls)."""
     repo = _repo(data_dir, world)
-    frame = repo.online_features(unit_ids, _names(features))
+    frame = repo.online_features(unit_ids, features or None)
     key = frame.index.name
     rows = [
         {key: int(unit), **{n: (None if math.isnan(v) else v) for n, v in values.items()}}

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from liftwise.cli.app import app, console, stdout
+from liftwise.cli.app import app, comma_list, console, stdout
 
 pipeline_app = typer.Typer(
     help="The daily pipeline: generate -> validate -> features -> train -> evaluate -> register.",
@@ -43,8 +43,11 @@ def run_command(
         str | None, typer.Option(help="Feast online store: sqlite (default) or redis.")
     ] = None,
     steps: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated steps to run (default all, in order)."),
+        list[str] | None,
+        typer.Option(
+            help="Steps to run, comma-separated or repeated (default all, in order).",
+            callback=comma_list,
+        ),
     ] = None,
 ) -> None:
     """Run the pipeline's steps in order; every step also runs alone (see --steps)."""
@@ -68,7 +71,7 @@ def run_command(
             "online_store": online_store,
         }
     )
-    chosen = tuple(s.strip() for s in steps.split(",")) if steps else STEPS
+    chosen = tuple(steps) if steps else STEPS
     with console.status("pipeline") as status:
         outputs = run_pipeline(config, steps=chosen, say=status.update)
     for step, output in outputs.items():

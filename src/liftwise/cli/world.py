@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from liftwise.cli.app import app, console, progress_bar, stdout
+from liftwise.cli.app import app, comma_list, console, progress_bar, stdout
 from liftwise.errors import UserError
 
 if TYPE_CHECKING:  # stage modules load inside commands, so `--help` stays instant
@@ -88,7 +88,10 @@ def simulate_command(
     window_days: Annotated[int, typer.Option(help="Outcome window after the campaign.")] = 30,
     arm: Annotated[
         list[str] | None,
-        typer.Option(help="Campaign arm and ratio NAME=RATIO, repeated; ratios sum to 1."),
+        typer.Option(
+            help="Campaign arms NAME=RATIO, comma-separated or repeated; ratios sum to 1.",
+            callback=comma_list,
+        ),
     ] = None,
 ) -> None:
     """Generate a synthetic world with ground truth as Parquet tables plus a manifest."""
@@ -217,7 +220,10 @@ def quickstart_command(
     days: Annotated[int, typer.Option(help="Days of payment history.")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     learners: Annotated[
-        str | None, typer.Option(help="Comma-separated learners for the race.")
+        list[str] | None,
+        typer.Option(
+            help="Learners for the race, comma-separated or repeated.", callback=comma_list
+        ),
     ] = None,
 ) -> None:
     """Generate a fintech world, race the learners, decide a campaign under a budget and
@@ -228,7 +234,7 @@ def quickstart_command(
     check_output(out, kind="directory")
     if units < 1_000:
         raise UserError("the quickstart needs at least 1,000 customers", option="--units")
-    names = tuple(n.strip() for n in learners.split(",") if n.strip()) if learners else QUICK_RACE
+    names = tuple(learners) if learners else QUICK_RACE
     with console.status("quickstart") as status:
         result = run_quickstart(
             out, units=units, days=days, seed=seed, learners=names, say=status.update

@@ -225,7 +225,7 @@ def unit_id_values(column: pa.ChunkedArray, source: str, name: str = UNIT_ID) ->
         return column.to_numpy().astype(np.int64, copy=False)
     if pa.types.is_floating(column.type):
         values = column.to_numpy()
-        bad = values != np.floor(values)
+        bad = ~np.isfinite(values) | (values != np.floor(values))
         if bad.any():
             row = _first(bad)
             raise UserError(
