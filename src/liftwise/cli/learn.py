@@ -347,11 +347,11 @@ def decide_command(
     )
     history = None
     if exposures is not None:
-        from liftwise.ingest import read_table
+        from liftwise.decide.guardrails import read_exposure_history
 
-        history = read_table(exposures)
+        history = read_exposure_history(exposures)
     decisions = decide_batch(
-        bundle, X, ids, features, config, exposures=history, now=now or dt.datetime.now(),
+        bundle, X, ids, features, config, exposures=history, now=now or dt.datetime.now(dt.UTC),
         source=str(guardrails or "decision config"),
     )  # fmt: skip
     write_frame(out, decisions.table)

@@ -16,6 +16,7 @@ import pandas as pd
 from liftwise.decide.config import DecisionConfig, SoftGuardrail
 from liftwise.decide.guardrails import Reason, guardrail_reasons, lower_bound
 from liftwise.decide.optimizer import Allocation, optimize_budget
+from liftwise.errors import UserError
 from liftwise.evaluate.bundle import ModelBundle
 from liftwise.evaluate.economics import ArmCost, Economics, expected_profit
 
@@ -160,6 +161,13 @@ def decide_batch(
     """Decide one arm (or none) per unit under the budget and guardrails."""
     treatments, control = bundle.treatments, bundle.arms[0]
     config.check_arms(treatments, source=source)
+    if config.contact_cap is not None and exposures is None:
+        raise UserError(
+            "a contact cap counts past contacts: give the exposure history (unit_id, "
+            "occurred_at) or remove the cap",
+            file=source,
+            column="contact_cap",
+        )
     economics = decision_economics(bundle, config)
     valuation = value_units(bundle, X, economics, config.soft_guardrail)
     reasons = guardrail_reasons(

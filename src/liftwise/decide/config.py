@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from liftwise.errors import UserError
 from liftwise.io import read_yaml_mapping
 
 Operator = Literal["<", "<=", ">", ">=", "==", "!=", "in", "not in"]
 
+ORDERS = ("<", "<=", ">", ">=")
 OPERATORS: dict[str, Callable] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -42,6 +43,26 @@ class EligibilityRule(_Strict):
     op: Operator
     value: float | str | list[float | str]
     arms: list[str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _value_fits_operator(cls, data: object) -> object:
+        """An order (<, <=, >, >=) compares numbers, so its value must be one (a numeric
+        string such as "30" becomes 30); only in / not in take a list. Refused at load,
+        not as a TypeError deep in the decision run."""
+        if not isinstance(data, dict) or data.get("op") in (None, "in", "not in"):
+            return data
+        op, value = data["op"], data.get("value")
+        if isinstance(value, list):
+            raise ValueError(f"operator '{op}' takes one value, not a list")
+        if op in ORDERS and not isinstance(value, bool):
+            try:
+                return {**data, "value": float(value)}  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"operator '{op}' compares numbers; {value!r} is not one"
+                ) from None
+        return data
 
 
 class ContactCap(_Strict):
@@ -113,4 +134,5 @@ def load_decision_config(path: str | Path | None, **overrides: object) -> Decisi
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "<config>"
-        raise UserError(first["msg"], file=source, column=field) from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise UserError(message, file=source, column=field) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import IntEnum
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from scipy.stats import norm
 
 from liftwise.decide.config import OPERATORS, DecisionConfig, EligibilityRule
 from liftwise.errors import UserError
+from liftwise.times import as_utc, utc_timestamps
 
 
 class Reason(IntEnum):
@@ -68,21 +70,40 @@ def block_contact_cap(
     window_days: int,
     now: dt.datetime,
 ) -> np.ndarray:
-    """True for units already treated ``max_contacts`` times in the last ``window_days``."""
+    """True for units already treated ``max_contacts`` times in the last ``window_days``.
+
+    Times compare in UTC: ``now`` and the history's times may carry zones or be naive
+    (naive is UTC)."""
     if exposures is None or exposures.empty:
         return (
             np.zeros(len(unit_ids), dtype=bool)
             if max_contacts > 0
             else np.ones(len(unit_ids), dtype=bool)
         )
-    for column in ("unit_id", "occurred_at"):
-        if column not in exposures.columns:
-            raise UserError("missing column in the exposure history", column=column)
-    since = pd.Timestamp(now) - pd.Timedelta(days=window_days)
-    occurred = pd.to_datetime(exposures["occurred_at"])
-    recent = exposures.loc[(occurred >= since) & (occurred < pd.Timestamp(now)), "unit_id"]
-    counts = recent.value_counts()
+    _require_history_columns(exposures, "the exposure history")
+    until = pd.Timestamp(as_utc(now))
+    since = until - pd.Timedelta(days=window_days)
+    occurred = utc_timestamps(exposures["occurred_at"], column="occurred_at")
+    in_window = ((occurred >= since) & (occurred < until)).to_numpy()
+    counts = pd.Series(exposures["unit_id"].to_numpy()[in_window]).value_counts()
     return counts.reindex(unit_ids, fill_value=0).to_numpy() >= max_contacts
+
+
+def read_exposure_history(path: str | Path) -> pd.DataFrame:
+    """The exposure history file (unit_id, occurred_at) for contact caps, its times parsed
+    to UTC here so a bad one is refused naming the file and row."""
+    from liftwise.ingest import read_table
+
+    history = read_table(path)
+    _require_history_columns(history, path)
+    occurred = utc_timestamps(history["occurred_at"], file=path, column="occurred_at")
+    return history.assign(occurred_at=occurred.set_axis(history.index))
+
+
+def _require_history_columns(history: pd.DataFrame, source: str | Path) -> None:
+    for column in ("unit_id", "occurred_at"):
+        if column not in history.columns:
+            raise UserError("missing column in the exposure history", file=source, column=column)
 
 
 def _rule_mask(rule: EligibilityRule, features: pd.DataFrame, source: str) -> np.ndarray:
@@ -101,6 +122,14 @@ def _rule_mask(rule: EligibilityRule, features: pd.DataFrame, source: str) -> np
     if isinstance(rule.value, list):
         raise UserError(
             f"operator '{rule.op}' takes one value, not a list", file=source, column=rule.feature
+        )
+    numeric = pd.api.types.is_numeric_dtype(values.dtype)
+    if numeric != isinstance(rule.value, int | float):
+        kind = "numeric" if numeric else "a text"
+        raise UserError(
+            f"eligibility value {rule.value!r} cannot be compared with {kind} feature",
+            file=source,
+            column=rule.feature,
         )
     return np.asarray(OPERATORS[rule.op](values, rule.value), dtype=bool)
 
@@ -184,8 +213,6 @@ def guardrail_reasons(
 
 def _read_id_list(path) -> np.ndarray:
     """Unit ids from a file: one per line, or a CSV/Parquet with a ``unit_id`` column."""
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise UserError("no such file", file=path, column="do_not_contact_file")

@@ -53,6 +53,7 @@ from liftwise.features.snapshots import decision_time, snapshot_times, write_sna
 from liftwise.io import atomic_directory, sha256_file, write_json
 from liftwise.settings import Settings
 from liftwise.simulate import World
+from liftwise.times import as_utc
 
 if TYPE_CHECKING:
     import feast
@@ -97,9 +98,7 @@ def _as_utc(moment: dt.datetime, option: str) -> dt.datetime:
     """A timezone-aware UTC datetime; naive input is read as UTC (like world timestamps)."""
     if not isinstance(moment, dt.datetime):
         raise UserError(f"expected a datetime, got {moment!r}", option=option)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    return as_utc(moment)
 
 
 class FeatureRepo:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from liftwise.errors import UserError
+from liftwise.times import as_utc
 
 Action = Literal["register", "approve", "promote", "rollback"]
 ACTIONS: tuple[Action, ...] = ("register", "approve", "promote", "rollback")
@@ -71,13 +72,8 @@ class AuditEntry:
         return f"{_iso(self.at)} {self.action} v{self.version}{move} by {self.by}{note}"
 
 
-def utc(when: dt.datetime) -> dt.datetime:
-    """A timezone-aware UTC time; naive times are taken as UTC (the log's own zone)."""
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-
-
 def _iso(when: dt.datetime) -> str:
-    return utc(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class AuditLog:

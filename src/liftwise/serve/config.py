@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from liftwise.errors import UserError
 from liftwise.settings import Settings
+from liftwise.times import naive_utc
 
 CONFIG_ENV = "LIFTWISE_SERVE_CONFIG"
 # a table name, optionally schema-qualified; checked because it is interpolated into SQL
@@ -92,7 +93,7 @@ class ServeConfig(BaseModel):
         if (self.campaign_start is None) != (self.campaign_end is None):
             raise ValueError("give both --campaign-start and --campaign-end, or neither")
         start, end = self.campaign_start, self.campaign_end
-        if start is not None and end is not None and _naive_utc(end) <= _naive_utc(start):
+        if start is not None and end is not None and naive_utc(end) <= naive_utc(start):
             raise ValueError("--campaign-end must be after --campaign-start")
         if not TABLE_NAME.match(self.exposure_table):
             raise ValueError(f"exposure_table {self.exposure_table!r} is not a table name")
@@ -112,13 +113,7 @@ class ServeConfig(BaseModel):
         """The pacing window in naive UTC, or None when spend is not paced."""
         if self.campaign_start is None or self.campaign_end is None or self.pacing == "none":
             return None
-        return _naive_utc(self.campaign_start), _naive_utc(self.campaign_end)
-
-
-def _naive_utc(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:
-        return moment
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+        return naive_utc(self.campaign_start), naive_utc(self.campaign_end)
 
 
 # CLI options named unlike their config field
