@@ -131,9 +131,11 @@ def train_command(
     if world is not None and data is not None:
         raise UserError(f"give --data or --world, not both (--world {world})", option="--data")
     if track:  # bad tracking settings fail now, not after a long race
+        from liftwise.registry.store import reach_servers
         from liftwise.settings import Settings
 
         tracking = Settings.load(data_dir=data_dir, tracking_uri=tracking_uri)
+        reach_servers(tracking)
     from liftwise.evaluate.economics import ArmCost, Economics
     from liftwise.evaluate.race import RaceSettings, run_race, winner_bundle
     from liftwise.evaluate.report import save_race

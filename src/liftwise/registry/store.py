@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import os
 import re
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,12 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # liftwise prints its own
+# MLflow retries a failed request 7 times with a doubling backoff and waits 120 s for each:
+# minutes of silence when a server goes away. A few seconds is enough on a network that works.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+PROBE_TIMEOUT_SECONDS = 3.0
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
@@ -42,8 +50,33 @@ def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def reach_servers(settings: Settings) -> None:
+    """Refuse at once, naming the URI, a tracking or registry server that does not answer
+    MLflow's ``/health`` within a few seconds (MLflow itself would retry for minutes). An
+    answer that needs credentials (401, 403) counts: the server is there."""
+    for uri in dict.fromkeys((settings.tracking, settings.registry)):
+        if not is_server(uri):
+            continue
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_SECONDS)
+        except urllib.error.HTTPError as err:
+            if err.code not in (401, 403):
+                raise UserError(
+                    f"{uri} answers /health with HTTP {err.code}: not an MLflow tracking server",
+                    option="--tracking-uri",
+                ) from None
+        except (OSError, ValueError) as err:
+            cause = getattr(err, "reason", err)
+            reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+            raise UserError(
+                f"cannot reach the MLflow server at {uri} ({reason}); is it running?",
+                option="--tracking-uri",
+            ) from None
+
+
 def client(settings: Settings) -> MlflowClient:
     """A client on the settings' tracking and registry URIs (no global state touched)."""
+    reach_servers(settings)
     mlflow = mlflow_module()
     if not is_server(settings.tracking):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +87,7 @@ def client(settings: Settings) -> MlflowClient:
 def active_store(settings: Settings) -> Iterator[Any]:
     """Point MLflow's fluent API (``mlflow.start_run``, ``log_model``) at the settings' store
     for the duration, then restore whatever the process used before."""
+    reach_servers(settings)
     mlflow = mlflow_module()
     before = {name: os.environ.get(name) for name in _URI_VARIABLES}
     if not is_server(settings.tracking):
