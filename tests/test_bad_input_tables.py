@@ -159,6 +159,16 @@ def test_training_refuses_an_unchosen_id_column(files, tmp_path, capsys, command
     )
 
 
+def test_chosen_features_leave_a_text_id_out(files, tmp_path, capsys):
+    table = experiment_table().assign(customerID=[f"{i:04d}-ABCD" for i in range(N)])
+    data = write(files, "telco_like.csv", table.drop(columns="id"))
+    argv = ["ingest", "--data", str(data), "--treatment", "arm", "--control", "ctl"]
+    assert run([*argv, "--outcome", "converted", "--out", str(tmp_path / "t.pq")]) == 2
+    assert "column 'customerID': looks like a unit id column" in one_error_line(capsys)
+    assert run([*argv, "--outcome", "converted", "--features", "x1,city",
+                "--out", str(tmp_path / "t.pq")]) == 0  # fmt: skip
+
+
 # ------------------------------------------------------------- class 3: duplicate ids
 
 

@@ -64,7 +64,8 @@ def load_experiment(
     ``treatment`` names the arm column (values become strings; integer-valued floats lose
     their ``.0``) and ``control`` its untreated label. ``unit_id`` names an integer, unique
     id column; without it a column named ``unit_id`` is the id, another id-like column
-    (``id``, ``customer_id``) is refused, and with none units are numbered by row position.
+    (``id``, ``customer_id``) is refused unless ``features`` are chosen, and otherwise units
+    are numbered by row position.
     ``features`` defaults to every other column except outcomes (also those a frame's
     ``<path>.json`` sidecar lists) and index-like columns (``Unnamed: 0``; dropped with a
     ``note``): numbers and booleans become float64, text columns with at most
@@ -77,7 +78,10 @@ def load_experiment(
     outcomes = (outcomes,) if isinstance(outcomes, str) else tuple(outcomes)
     table = _read_table(path)
     known_outcomes, recorded_id = _sidecar_roles(path)
-    id_column = resolve_unit_id(table.columns, unit_id, source=source, number_rows=True)
+    if unit_id is None and features is not None and UNIT_ID not in table.columns:
+        id_column = None  # the features are chosen: an id-like column left out is harmless
+    else:
+        id_column = resolve_unit_id(table.columns, unit_id, source=source, number_rows=True)
     not_features = {treatment, *outcomes, *known_outcomes, *([id_column] if id_column else [])}
     if features is None:
         features = _default_features(table.columns, not_features, note or _silent)
