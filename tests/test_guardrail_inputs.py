@@ -60,10 +60,22 @@ def test_a_naive_time_after_an_offset_time_is_not_shifted():
     assert [t.hour for t in parsed] == [3, 10]
 
 
+def test_experiment_exposure_times_keep_their_zones_apart():
+    import pyarrow as pa
+
+    from liftwise.experiment.data import _timestamps
+
+    micros = _timestamps(pa.chunked_array([["2026-06-01T10:00:00+07:00", "2026-06-01 10:00"]]), "x")
+    hours = [dt.datetime.fromtimestamp(m / 1e6, dt.UTC).hour for m in micros]
+    assert hours == [3, 10]
+
+
 def test_unparseable_exposure_time_is_refused_by_row(tmp_path: Path):
     history = tmp_path / "exposures.csv"
     history.write_text("unit_id,occurred_at\n1,2026-06-01T10:00:00Z\n2,01/06/2026\n")
-    with pytest.raises(UserError, match=r"exposures\.csv, column 'occurred_at', row 1: not an"):
+    with pytest.raises(
+        UserError, match=r"exposures\.csv, column 'occurred_at', row 1: not a timestamp"
+    ):
         read_exposure_history(history)
     history.write_text("unit_id,when\n1,2026-06-01\n")
     with pytest.raises(UserError, match=r"exposures\.csv, column 'occurred_at': missing column"):

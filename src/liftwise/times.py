@@ -54,6 +54,9 @@ def utc_timestamps(
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"not an ISO 8601 time: {values.iloc[row]!r}", file=file, column=column, row=row
+            f"not a timestamp: {values.iloc[row]!r} (expected ISO 8601)",
+            file=file,
+            column=column,
+            row=row,
         )
     return parsed

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from liftwise.errors import UserError
 from liftwise.experiment.config import AnalysisConfig
+from liftwise.times import utc_timestamps
 
 UNIT_ID, ARM, EXPOSED_AT, EXPERIMENT = "unit_id", "arm", "exposed_at", "experiment"
 ALIASES = {EXPOSED_AT: "occurred_at", EXPERIMENT: "campaign"}
@@ -266,13 +267,7 @@ def _timestamps(column: pa.ChunkedArray, source: str) -> np.ndarray:
         micro = pc.cast(column, pa.timestamp("us", tz), safe=False)
         return pc.cast(micro, pa.int64()).to_numpy()
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text = column.to_pandas()
-        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-        if parsed.isna().any():
-            row = _first(parsed.isna().to_numpy())
-            raise UserError(
-                f"not a timestamp: {text.iloc[row]!r}", file=source, column=EXPOSED_AT, row=row
-            )
+        parsed = utc_timestamps(column.to_pandas(), file=source, column=EXPOSED_AT)
         return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)
     raise UserError(f"expected timestamps, found {column.type}", file=source, column=EXPOSED_AT)
 
