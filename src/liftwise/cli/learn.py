@@ -154,24 +154,12 @@ def train_command(
         value = value_per_outcome if value_per_outcome is not None else defaults.value_per_outcome
         costs = dict(defaults.costs)
     else:
-        if data is None or treatment is None or control is None or not outcomes:
-            given = {"--data": data, "--treatment": treatment, "--control": control}
-            missing = next((name for name, value in given.items() if value is None), "--outcome")
-            raise UserError("required unless --world is given", option=missing)
-        from liftwise.ingest import load_experiment
-
-        frame = load_experiment(
-            data,
-            treatment=treatment,
-            control=control,
-            outcomes=outcomes,
-            unit_id=unit_id,
-            features=features,
-            note=note,
-        )
-        outcome = outcomes[0]
+        frame = _table_inputs(data, treatment, control, outcomes, unit_id, features)
+        outcome = frame.outcomes[0]
         value = 1.0 if value_per_outcome is None else value_per_outcome
         costs, policy, world_kind, currency = {}, None, None, ""
+    source = world or data
+    assert source is not None  # one of them was required above
     for arm in set(contact) | set(redemption):
         base = costs.get(arm, ArmCost())
         costs[arm] = ArmCost(
@@ -185,7 +173,7 @@ def train_command(
     if segment_column is not None:  # an unknown column fails now, not after the race
         from liftwise.registry.tracking import source_segments
 
-        segments = source_segments(world or data, frame, segment_column)  # type: ignore[arg-type]
+        segments = source_segments(source, frame, segment_column)
     with console.status("racing") as status:
         result = run_race(frame, settings, current_policy=policy, progress=status.update)
     bundle = winner_bundle(result, frame, world=world_kind, currency=currency)
@@ -193,9 +181,33 @@ def train_command(
     _print_race(result, currency)
     stdout.print(f"winner: {result.winner}; report {paths['report']}; model {paths['model']}")
     if track:
-        source = world or data
-        assert source is not None  # one of them was required above
         _track(result, bundle, frame, source, segments, experiment, register, tracking)
+
+
+def _table_inputs(
+    data: Path | None,
+    treatment: str | None,
+    control: str | None,
+    outcomes: list[str] | None,
+    unit_id: str | None,
+    features: list[str] | None,
+) -> ExperimentFrame:
+    """The experiment of a ``--data`` table (its first outcome is the one optimised)."""
+    if data is None or treatment is None or control is None or not outcomes:
+        given = {"--data": data, "--treatment": treatment, "--control": control}
+        missing = next((name for name, value in given.items() if value is None), "--outcome")
+        raise UserError("required unless --world is given", option=missing)
+    from liftwise.ingest import load_experiment
+
+    return load_experiment(
+        data,
+        treatment=treatment,
+        control=control,
+        outcomes=outcomes,
+        unit_id=unit_id,
+        features=features,
+        note=note,
+    )
 
 
 def _track(
