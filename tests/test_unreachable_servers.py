@@ -41,12 +41,18 @@ def assert_one_line_naming(result: subprocess.CompletedProcess[str], uri: str) -
 
 @pytest.mark.parametrize(
     "command",
-    [["model", "list", "m"], ["model", "champion", "m"], ["model", "approve", "m", "1"]],
+    [
+        ["model", "list", "m"],
+        ["model", "champion", "m"],
+        ["model", "approve", "m", "1"],
+        ["serve", "--model-name", "m", "--budget", "5", "--port", "0"],
+    ],
     ids=lambda c: " ".join(c[:2]),
 )
 def test_model_commands_name_an_unreachable_server(tmp_path: Path, command: list[str]) -> None:
     extra = ["--by", "me", "--note", "ok"] if command[1] == "approve" else []
-    result = liftwise(*command, *extra, "--tracking-uri", CLOSED, cwd=tmp_path)
+    where = ["--data-dir", str(tmp_path / "data")]
+    result = liftwise(*command, *extra, *where, "--tracking-uri", CLOSED, cwd=tmp_path)
     assert_one_line_naming(result, CLOSED)
 
 
