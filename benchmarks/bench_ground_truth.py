@@ -57,7 +57,7 @@ def main() -> None:
     held_out = split_by_arm(t, 0.3, args.seed)
     ids = frame.data["unit_id"].to_numpy()[held_out]
     truth = truth[truth["unit_id"].isin(ids)]
-    economics = campaign_economics(frame, world.manifest["campaign"]["arms"], rows=~held_out)
+    economics = campaign_economics(frame, world.campaign.arms, rows=~held_out)
     value = economics.value_per_outcome
     contact, redemption = economics.arrays(frame.treatments)
     treatments = list(frame.treatments)

@@ -31,8 +31,8 @@ CHILD = textwrap.dedent(
     start = time.perf_counter()
     ok = validate_world(out).ok
     validate_seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "rows": sum(manifest["sizes"].values()),
-                      "sizes": manifest["sizes"], "peak_mb": peak_simulate,
+    print(json.dumps({"seconds": seconds, "rows": sum(manifest.sizes.values()),
+                      "sizes": manifest.sizes, "peak_mb": peak_simulate,
                       "validate_seconds": validate_seconds, "valid": ok}))
     """
 )

@@ -16,14 +16,14 @@ from liftwise.contracts.events import ExposureEvent, parse_event
 from liftwise.contracts.validate import validate_world
 from liftwise.errors import UserError
 from liftwise.io import sha256_file
-from liftwise.simulate import World
+from liftwise.simulate import World, load_world
 
 
 @pytest.fixture
 def world_copy(fintech_world: World, tmp_path) -> World:
     target = tmp_path / "world"
     shutil.copytree(fintech_world.path, target)
-    return World(path=target, manifest=json.loads((target / "manifest.json").read_text()))
+    return load_world(target)
 
 
 def _rewrite(world: World, table: str, frame: pd.DataFrame, *, update_hash: bool = True) -> None:

@@ -58,8 +58,8 @@ def population(fintech_world) -> Population:
     pre = campaign.outcomes.set_index("unit_id")
     units = pre.index.to_numpy()
     truth_table = fintech_world.read("ground_truth").set_index(["unit_id", "arm"])
-    arms = pd.DataFrame(fintech_world.manifest["campaign"]["arms"]).set_index("name")
-    control = fintech_world.manifest["campaign"]["control"]
+    arms = pd.DataFrame([a.model_dump() for a in fintech_world.campaign.arms]).set_index("name")
+    control = fintech_world.campaign.control
     outcomes = {}
     for design in ("campaign", "policy"):
         for arm, offer in design_offers(fintech_world, design, units=units).items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 
 import numpy as np
@@ -24,7 +23,7 @@ def learning_world(tmp_path_factory) -> World:
 
 
 def _cutoff(world: World) -> dt.datetime:
-    return dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"])
+    return world.campaign.decision_time
 
 
 def test_fintech_aggregates_match_a_brute_force_groupby(fintech_world: World):
@@ -69,7 +68,7 @@ def test_fintech_aggregates_match_a_brute_force_groupby(fintech_world: World):
 def _plant_future_events(world: World, target, table: str, ts_column: str) -> World:
     """Copy the world and append events at and after the cut-off with extreme values."""
     shutil.copytree(world.path, target)
-    copy = World(path=target, manifest=json.loads((target / "manifest.json").read_text()))
+    copy = load_world(target)
     events = copy.read(table)
     future = events.sample(n=2_000, random_state=0, replace=True).copy()
     offsets = pd.to_timedelta(np.arange(len(future)) % 20, unit="D")

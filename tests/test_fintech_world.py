@@ -7,14 +7,15 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from liftwise.contracts.manifest import Manifest
 from liftwise.contracts.validate import validate_world
 from liftwise.errors import UserError
 from liftwise.simulate import World, WorldConfig, fintech, load_world, policy_value, simulate
 from liftwise.simulate.truth import expected_net_matrix, oracle_policy
 
 
-def _hashes(manifest: dict) -> dict[str, str]:
-    return {name: entry["sha256"] for name, entry in manifest["tables"].items()}
+def _hashes(manifest: Manifest) -> dict[str, str]:
+    return {name: entry.sha256 for name, entry in manifest.tables.items()}
 
 
 def test_same_arguments_give_identical_files_and_another_seed_does_not(tmp_path):
@@ -38,12 +39,12 @@ def test_world_satisfies_every_contract(fintech_world: World):
 
 def test_manifest_records_world_seed_sizes_schemas_and_hashes(fintech_world: World):
     manifest = fintech_world.manifest
-    assert manifest["world"] == "fintech" and manifest["seed"] == 11
-    assert manifest["sizes"]["customers"] == 30_000
-    for name, entry in manifest["tables"].items():
-        assert entry["schema"].startswith(f"{name if name != 'current_policy' else 'policy'}/")
-        assert len(entry["sha256"]) == 64
-    assert manifest["campaign"]["control"] == "control"
+    assert manifest.world == "fintech" and manifest.seed == 11
+    assert manifest.sizes["customers"] == 30_000
+    for name, entry in manifest.tables.items():
+        assert entry.contract.startswith(f"{name if name != 'current_policy' else 'policy'}/")
+        assert len(entry.sha256) == 64
+    assert manifest.campaign.control == "control"
 
 
 def test_cards_per_customer_between_one_and_three(fintech_world: World):
@@ -184,15 +185,16 @@ def test_largest_offer_is_not_best_for_everyone(fintech_world: World):
 def test_current_policy_gives_biggest_offer_to_top_spenders(fintech_world: World):
     policy = fintech_world.read("current_policy")
     payments = fintech_world.read("payments", columns=["customer_id", "ts", "amount_vnd"])
-    decision = pd.Timestamp(fintech_world.manifest["campaign"]["decision_time"])
-    window = min(90, fintech_world.manifest["config"]["days"])
+    decision = pd.Timestamp(fintech_world.campaign.decision_time)
+    window = min(90, fintech_world.manifest.config.days)
     recent = payments[payments["ts"] >= decision - pd.Timedelta(days=window)]
     spend = recent.groupby("customer_id")["amount_vnd"].sum() * 30 / window
     spend = spend.reindex(policy["unit_id"], fill_value=0).to_numpy()
     arm = policy["arm"].to_numpy()
-    thresholds = fintech_world.manifest["campaign"]["current_policy"]
-    assert (arm[spend >= thresholds["top_monthly_spend_vnd"] + 1] == "cashback_10").all()
-    assert (arm[spend < thresholds["mid_monthly_spend_vnd"] - 1] == "control").all()
+    thresholds = fintech_world.campaign.current_policy
+    assert thresholds is not None
+    assert (arm[spend >= thresholds.top_monthly_spend_vnd + 1] == "cashback_10").all()
+    assert (arm[spend < thresholds.mid_monthly_spend_vnd - 1] == "control").all()
     assert (arm == "cashback_10").mean() == pytest.approx(0.10, abs=0.002)
     assert (arm == "cashback_5").mean() == pytest.approx(0.15, abs=0.002)
 

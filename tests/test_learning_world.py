@@ -58,7 +58,7 @@ def truth(big: World) -> pd.DataFrame:
 def activity(big: World) -> pd.DataFrame:
     """Sessions per learner in the first and the last 14 days of the history."""
     sessions = big.read("sessions", ["learner_id", "started_at"])
-    decision = pd.Timestamp(big.manifest["campaign"]["decision_time"])
+    decision = pd.Timestamp(big.campaign.decision_time)
     start = decision - pd.Timedelta(days=90)
     units = big.read("learners", ["learner_id"])["learner_id"]
     early = sessions["started_at"] < start + pd.Timedelta(days=14)
@@ -79,22 +79,22 @@ def test_same_config_gives_identical_files_and_another_seed_does_not(tmp_path: P
     first = _world(tmp_path / "a").manifest
     again = _world(tmp_path / "b").manifest
     other = _world(tmp_path / "c", seed=12).manifest
-    hashes = {name: t["sha256"] for name, t in first["tables"].items()}
-    assert hashes == {name: t["sha256"] for name, t in again["tables"].items()}
-    assert first["summary"] == again["summary"]
+    hashes = {name: t.sha256 for name, t in first.tables.items()}
+    assert hashes == {name: t.sha256 for name, t in again.tables.items()}
+    assert first.summary == again.summary
     for name in ("learners", "sessions", "ground_truth", "assignments"):
-        assert other["tables"][name]["sha256"] != hashes[name]
+        assert other.tables[name].sha256 != hashes[name]
 
 
 def test_every_table_validates_against_its_contract(tmp_path: Path) -> None:
     world = _world(tmp_path / "w")
     contracts = world_contracts("learning")
-    assert set(world.manifest["tables"]) == set(contracts)
+    assert set(world.manifest.tables) == set(contracts)
     for name, contract in contracts.items():
         frame = world.read(name)
-        assert len(frame) == world.manifest["tables"][name]["rows"] > 0, name
+        assert len(frame) == world.manifest.tables[name].rows > 0, name
         assert violations_from_frame(frame, contract, file=name) == [], name
-    json.dumps(world.manifest, allow_nan=False)  # plain, finite JSON
+    json.dumps(world.manifest.dump(), allow_nan=False)  # plain, finite JSON
     report = validate_world(world.path)  # hashes, keys and cross-table references too
     assert report.ok, [v.one_line() for v in report.violations[:10]]
 
@@ -103,7 +103,7 @@ def test_tables_reference_each_other_and_respect_time(tmp_path: Path) -> None:
     world = _world(tmp_path / "w")
     learners = world.read("learners").set_index("learner_id")
     sessions = world.read("sessions")
-    decision = pd.Timestamp(world.manifest["campaign"]["decision_time"])
+    decision = pd.Timestamp(world.campaign.decision_time)
     assert learners.index.tolist() == list(range(2_000))
     assert sessions["learner_id"].isin(learners.index).all()
     assert sessions["course_id"].isin(world.read("courses")["course_id"]).all()
@@ -209,8 +209,8 @@ def test_assignment_ratios_and_welch_intervals_cover_the_true_effects(
 ) -> None:
     outcomes = big.read("outcomes")
     shares = outcomes["arm"].value_counts(normalize=True)
-    for arm in big.manifest["campaign"]["arms"]:
-        assert abs(shares[arm["name"]] - arm["ratio"]) < 0.01
+    for arm in big.campaign.arms:
+        assert abs(shares[arm.name] - arm.ratio) < 0.01
     p = truth.pivot(index="unit_id", columns="arm", values="expected_outcome")
     control = outcomes.loc[outcomes["arm"] == "control", "retained_30d"]
     for arm in TREATMENTS:
@@ -219,9 +219,7 @@ def test_assignment_ratios_and_welch_intervals_cover_the_true_effects(
         test = stats.ttest_ind(treated, control, equal_var=False)
         low, high = test.confidence_interval(0.95)
         assert low <= true_effect <= high, (arm, low, true_effect, high)
-        assert true_effect == pytest.approx(
-            big.manifest["summary"]["true_average_effect"][arm], abs=1e-6
-        )
+        assert true_effect == pytest.approx(big.manifest.summary.true_average_effect[arm], abs=1e-6)
 
 
 def test_every_unit_type_has_a_meaningful_share(big: World, truth: pd.DataFrame) -> None:
@@ -229,7 +227,7 @@ def test_every_unit_type_has_a_meaningful_share(big: World, truth: pd.DataFrame)
     shares = control["unit_type"].value_counts(normalize=True)
     for unit_type in ("persuadable", "sure_thing", "lost_cause", "sleeping_dog"):
         assert shares.get(unit_type, 0.0) >= 0.05, unit_type
-        assert big.manifest["summary"]["unit_type_share"][unit_type] == round(shares[unit_type], 6)
+        assert big.manifest.summary.unit_type_share[unit_type] == round(shares[unit_type], 6)
     effects = truth.pivot(index="unit_id", columns="arm", values="expected_outcome")
     effects = effects[list(TREATMENTS)].sub(effects["control"], axis=0)
     unit_type = control.set_index("unit_id")["unit_type"]
@@ -245,7 +243,7 @@ def test_the_best_arm_differs_between_learners(big: World, truth: pd.DataFrame) 
     assert sum(best.get(arm, 0.0) >= 0.05 for arm in TREATMENTS) >= 2
     assert best.get("tutor_call", 0.0) < 0.5
     assert best.get("control", 0.0) >= 0.05
-    for arm, share in big.manifest["summary"]["best_arm_share"].items():
+    for arm, share in big.manifest.summary.best_arm_share.items():
         assert share == pytest.approx(best.get(arm, 0.0), abs=1e-6)
 
 
@@ -253,7 +251,7 @@ def test_current_policy_covers_units_and_can_be_valued(big: World, truth: pd.Dat
     policy = big.read("current_policy")
     arms = big.read("arms")
     assert policy["unit_id"].is_unique
-    assert len(policy) == big.manifest["tables"]["learners"]["rows"]
+    assert len(policy) == big.manifest.tables["learners"].rows
     assert policy["arm"].isin(arms["arm"]).all()
     used = policy["arm"].value_counts(normalize=True)
     assert used["nudge_email"] > 0.05 and used["tutor_call"] > 0.02 and used["control"] > 0.2

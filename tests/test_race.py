@@ -22,7 +22,7 @@ from liftwise.simulate import World, policy_value
 @pytest.fixture(scope="module")
 def race(fintech_world: World):
     frame = experiment_frame(fintech_world)
-    economics = campaign_economics(frame, fintech_world.manifest["campaign"]["arms"])
+    economics = campaign_economics(frame, fintech_world.campaign.arms)
     settings = RaceSettings(
         outcome="converted", economics=economics, learners=("s_lgbm", "t_lgbm"), n_boot=50, seed=3
     )
@@ -32,7 +32,7 @@ def race(fintech_world: World):
 
 def test_campaign_economics_values_a_conversion_at_the_mean_margin(fintech_world: World):
     frame = experiment_frame(fintech_world)
-    economics = campaign_economics(frame, fintech_world.manifest["campaign"]["arms"])
+    economics = campaign_economics(frame, fintech_world.campaign.arms)
     converted = frame.data["converted"] == 1
     expected = frame.data.loc[converted, "margin_vnd"].mean()
     assert economics.value_per_outcome == pytest.approx(expected)

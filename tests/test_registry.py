@@ -47,7 +47,7 @@ def make_race(root: Path, *, units: int = 3_000, seed: int = 5) -> Race:
     frame = experiment_frame(world)
     settings = RaceSettings(
         outcome="converted",
-        economics=campaign_economics(frame, world.manifest["campaign"]["arms"]),
+        economics=campaign_economics(frame, world.campaign.arms),
         learners=("s_lgbm", "t_lgbm"),
         n_boot=20,
         seed=1,

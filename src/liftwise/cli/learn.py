@@ -252,10 +252,9 @@ def _world_inputs(path: Path):
 
     world = load_world(path)
     frame = experiment_frame(world)
-    campaign = world.manifest["campaign"]
     policy = world.read("current_policy").set_index("unit_id")["arm"]
-    economics = campaign_economics(frame, campaign["arms"])
-    return frame, economics, policy, world.name, campaign["currency"]
+    economics = campaign_economics(frame, world.campaign.arms)
+    return frame, economics, policy, world.name, world.campaign.currency
 
 
 def _print_race(result, currency: str) -> None:
@@ -393,7 +392,6 @@ def _units_to_score(
     bundle, data: Path, unit_id: str | None, *, number_rows: bool, max_unseen_share: float | None
 ):
     """(ids, X, feature table, decision time) from a table or a world directory."""
-    import datetime as dt
 
     import numpy as np
 
@@ -407,13 +405,11 @@ def _units_to_score(
                 f"the model was trained on {bundle.world or 'a table'}, not a {world.name} world",
                 file=data,
             )
-        now = dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"])
+        now = world.campaign.decision_time
         table = unit_features(world, now)
         X = table[list(bundle.features)].to_numpy(dtype=np.float64)
         features = table.join(
-            world.read(world.manifest["campaign"]["unit_table"]).set_index(
-                world.manifest["campaign"]["unit_key"]
-            ),
+            world.read(world.campaign.unit_table).set_index(world.campaign.unit_key),
             rsuffix="_raw",
         )
         return table.index.to_numpy(), X, features, now

@@ -118,7 +118,7 @@ def simulate_command(
     check_output(out, kind="directory")
     with progress_bar(f"simulating {world}", total=units) as advance:
         manifest = simulate(config, out, progress=advance)
-    stdout.print(f"wrote {out} ({_sizes_line(manifest['sizes'])})")
+    stdout.print(f"wrote {out} ({_sizes_line(manifest.sizes)})")
 
 
 def _sizes_line(sizes: dict[str, int]) -> str:
@@ -143,7 +143,7 @@ def validate_command(
     if report is not None:
         check_output(report, inputs=(directory,), suffixes=(".csv",), option="--report")
     world = load_world(directory)
-    total = sum(int(t["rows"]) for t in world.manifest["tables"].values())
+    total = sum(t.rows for t in world.manifest.tables.values())
     with progress_bar("validating", total=total) as advance:
         result = validate_world(directory, progress=advance)
     if report is not None:

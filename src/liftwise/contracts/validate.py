@@ -7,7 +7,7 @@ numbers in violations are 0-based positions in the file.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from liftwise.contracts import world_contracts
 from liftwise.contracts.base import TableContract, Violation, violations_from_frame
-from liftwise.contracts.manifest import read_manifest
+from liftwise.contracts.manifest import TableEntry, read_manifest
 from liftwise.contracts.relations import WORLD_REFERENCES, Reference
 from liftwise.io import sha256_file
 
@@ -55,34 +55,27 @@ def validate_world(
     """Check a generated world; ``progress`` receives the rows read as they are read."""
     path = Path(path)
     manifest = read_manifest(path)
-    contracts = world_contracts(manifest["world"])
     report = ValidationReport()
     advance = progress or (lambda _n: None)
-    tables = manifest.get("tables", {})
-    for name, contract in contracts.items():
-        entry = tables.get(name)
-        file = f"{name}.parquet"
-        if entry is None or not (path / entry.get("file", file)).is_file():
+    columns: dict[str, list[str]] = {}  # the columns each readable table has
+    for name, contract in world_contracts(manifest.world).items():
+        entry = manifest.tables.get(name)
+        file = f"{name}.parquet" if entry is None else entry.file
+        if entry is None or not (path / entry.file).is_file():
             report.add([Violation(file, "<table>", None, "table listed in contract is missing")])
             continue
-        table_path = path / entry["file"]
-        if entry.get("sha256") != sha256_file(table_path):
+        table_path = path / entry.file
+        if entry.sha256 != sha256_file(table_path):
             report.add([Violation(file, "<file>", None, "content hash differs from manifest")])
-        if entry.get("schema") != f"{contract.name}/{contract.version}":
-            report.add(
-                [
-                    Violation(
-                        file,
-                        "<file>",
-                        None,
-                        f"schema {entry.get('schema')} is not {contract.name}/{contract.version}",
-                    )
-                ]
-            )
-        report.rows_checked[name] = _validate_table(table_path, contract, report, advance)
-    for reference in WORLD_REFERENCES.get(manifest["world"], ()):
-        if reference.table in report.rows_checked and reference.parent in report.rows_checked:
-            report.add(_check_reference(path, tables, reference))
+        if entry.contract != f"{contract.name}/{contract.version}":
+            rule = f"schema {entry.contract} is not {contract.name}/{contract.version}"
+            report.add([Violation(file, "<file>", None, rule)])
+        rows = _validate_table(table_path, contract, report, advance)
+        if rows is not None:
+            report.rows_checked[name], columns[name] = rows
+    for reference in WORLD_REFERENCES.get(manifest.world, ()):
+        if reference.table in columns and reference.parent in columns:
+            report.add(_check_reference(path, manifest.tables, reference, columns))
     return report
 
 
@@ -97,14 +90,15 @@ def _batches(path: Path, columns: list[str] | None = None) -> Iterator[tuple[int
 
 def _validate_table(
     path: Path, contract: TableContract, report: ValidationReport, advance: Callable[[int], None]
-) -> int:
-    """Column rules batch by batch; key uniqueness over the whole file."""
+) -> tuple[int, list[str]] | None:
+    """Column rules batch by batch; key uniqueness over the whole file. Returns the rows
+    and the columns present, or ``None`` for a file that is not readable Parquet."""
     file = path.name
     try:
         metadata = pq.ParquetFile(path).schema_arrow
     except Exception as err:  # corrupt or not Parquet at all
         report.add([Violation(file, "<file>", None, f"unreadable Parquet: {err}")])
-        return 0
+        return None
     missing = [c for c in contract.column_names if c not in metadata.names]
     if missing:
         report.add(
@@ -122,7 +116,7 @@ def _validate_table(
         advance(len(frame))
     if keys:
         report.add(_duplicate_keys(np.concatenate(keys), contract, file))
-    return rows
+    return rows, list(metadata.names)
 
 
 def _key_codes(frame: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
@@ -138,13 +132,30 @@ def _duplicate_keys(codes: np.ndarray, contract: TableContract, file: str) -> li
     return [Violation(file, column, int(order[i]), "duplicate key") for i in repeated]
 
 
-def _check_reference(path: Path, tables: dict, reference: Reference) -> list[Violation]:
-    """Rows of the child whose key values are absent from the parent."""
-    parent_file = path / tables[reference.parent]["file"]
+def _check_reference(
+    path: Path,
+    tables: Mapping[str, TableEntry],
+    reference: Reference,
+    columns: Mapping[str, list[str]],
+) -> list[Violation]:
+    """Rows of the child whose key values are absent from the parent; a reference whose
+    columns are missing cannot be checked, which is itself a violation."""
+    parent_file = path / tables[reference.parent].file
+    child_file = path / tables[reference.table].file
+    unchecked = [
+        Violation(file.name, column, None, f"{reference.rule} cannot be checked: column missing")
+        for file, table, wanted in (
+            (child_file, reference.table, reference.columns),
+            (parent_file, reference.parent, reference.parent_columns),
+        )
+        for column in wanted
+        if column not in columns[table]
+    ]
+    if unchecked:
+        return unchecked
     parent = pq.read_table(parent_file, columns=list(reference.parent_columns)).to_pandas()
     parent.columns = list(reference.columns)
     allowed = pd.MultiIndex.from_frame(parent.drop_duplicates())
-    child_file = path / tables[reference.table]["file"]
     out: list[Violation] = []
     for offset, frame in _batches(child_file, columns=list(reference.columns)):
         present = pd.MultiIndex.from_frame(frame[list(reference.columns)]).isin(allowed)

@@ -11,12 +11,13 @@ the budget optimiser maximise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from liftwise.contracts.experiment import ExperimentFrame
+from liftwise.contracts.world_config import ArmConfig
 from liftwise.params import Parameters
 
 
@@ -51,15 +52,12 @@ class Economics(Parameters):
         return sorted(set(self.costs) - set(arms))
 
     @classmethod
-    def from_world_arms(cls, arms: Sequence[Mapping[str, float | str]], value: float) -> Economics:
+    def from_world_arms(cls, arms: Sequence[ArmConfig], value: float) -> Economics:
         """Costs from a world manifest's campaign arms."""
         return cls(
             value_per_outcome=value,
             costs={
-                str(a["name"]): ArmCost(
-                    contact=float(a["contact_cost"]), redemption=float(a["redemption_cost"])
-                )
-                for a in arms
+                a.name: ArmCost(contact=a.contact_cost, redemption=a.redemption_cost) for a in arms
             },
         )
 
@@ -80,7 +78,7 @@ def expected_profit(
 
 def campaign_economics(
     frame: ExperimentFrame,
-    arms: Sequence[Mapping[str, float | str]],
+    arms: Sequence[ArmConfig],
     rows: np.ndarray | None = None,
 ) -> Economics:
     """Money of a world's campaign: each arm's costs and, as the value of one conversion

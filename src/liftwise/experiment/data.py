@@ -3,9 +3,10 @@
 Exposures (``unit_id``, ``arm``, optional ``exposed_at`` and ``experiment``) come from a
 Parquet or CSV file, or from any source registered in :data:`EXPOSURE_READERS`: the
 decision service's exposure log in SQLite (``sqlite:///path.db?table=exposures``) or
-PostgreSQL (``postgresql://host/db?table=exposures``). The service's names ``campaign``
-and ``decided_at_us`` (or an event's ``occurred_at``) are read as ``experiment`` and
-``exposed_at``.
+PostgreSQL (``postgresql://host/db?table=exposures``). A table with every column of the
+log's contract (:data:`~liftwise.contracts.exposure_log.EXPOSURE_LOG`) is read as the log:
+its ``campaign`` is the ``experiment`` and its ``decided_at_us`` the ``exposed_at``; an
+exported event's ``occurred_at`` and ``campaign`` are read the same way.
 
 The join keeps memory and time linear in the rows: unit ids become dense integer codes
 (directly when they are small non-negative integers, else by hashing), every per-unit
@@ -30,13 +31,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from liftwise.contracts.exposure_log import EXPOSURE_LOG, LOG_EXPERIMENT, LOG_TIME_US
 from liftwise.errors import UserError
 from liftwise.experiment.config import AnalysisConfig
 from liftwise.times import utc_timestamps
 
 UNIT_ID, ARM, EXPOSED_AT, EXPERIMENT = "unit_id", "arm", "exposed_at", "experiment"
-ALIASES = {EXPOSED_AT: "occurred_at", EXPERIMENT: "campaign"}
-SERVICE_DECIDED_AT = "decided_at_us"  # the decision service's log: microseconds, UTC
+# exported exposure events (liftwise.contracts.events.ExposureEvent) name these differently
+EVENT_NAMES = {EXPOSED_AT: "occurred_at", EXPERIMENT: "campaign"}
 MISSING_LEVEL, OTHER_LEVEL, NO_OUTCOME_LEVEL = "(missing)", "(other)", "(no outcome row)"
 _NOT_EXPOSED, _MULTI_ARM = -1, -2
 _CSV, _PARQUET = (".csv", ".csv.gz"), (".parquet", ".pq")
@@ -132,8 +134,8 @@ EXPOSURE_READERS: dict[str, TableReader] = {
 
 
 def read_exposures(source: str | Path) -> pa.Table:
-    """Exposures from a file or a registered URL scheme, with the service's column names
-    (``occurred_at``, ``campaign``) renamed to ``exposed_at`` and ``experiment``."""
+    """Exposures from a file or a registered URL scheme; the decision service's log (by its
+    contract) and exported events are read with their names for the exposure columns."""
     text = str(source)
     if "://" in text:
         scheme = text.split("://", 1)[0]
@@ -145,16 +147,33 @@ def read_exposures(source: str | Path) -> pa.Table:
         table = EXPOSURE_READERS[scheme](text)
     else:
         table = read_table(text)
+    if set(EXPOSURE_LOG.column_names) <= set(table.column_names):
+        return _log_as_exposures(table, text)
     names = table.column_names
-    for canonical, alias in ALIASES.items():
+    for canonical, alias in EVENT_NAMES.items():
         if canonical not in names and alias in names:
             names = [canonical if n == alias else n for n in names]
-    table = table.rename_columns(names)
-    if EXPOSED_AT not in names and SERVICE_DECIDED_AT in names:  # the service's log
-        micros = pc.cast(table.column(SERVICE_DECIDED_AT), pa.int64())
-        stamps = pc.cast(micros, pa.timestamp("us", "UTC"))
-        table = table.append_column(EXPOSED_AT, stamps)
-    return table
+    return table.rename_columns(names)
+
+
+def _log_as_exposures(table: pa.Table, source: str) -> pa.Table:
+    """The decision service's log (its contract's columns) as exposures: the log's
+    experiment column is ``experiment``, its microsecond decision time ``exposed_at``."""
+    used = (UNIT_ID, ARM, LOG_EXPERIMENT, LOG_TIME_US)
+    schema = EXPOSURE_LOG.arrow_schema()
+    for name in used:
+        try:
+            column = pc.cast(table.column(name), schema.field(name).type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            kind = EXPOSURE_LOG.column(name).kind
+            raise UserError(f"expected {kind} values", file=source, column=name) from None
+        table = table.set_column(table.column_names.index(name), name, column)
+    if EXPERIMENT not in table.column_names:
+        table = table.rename_columns(
+            [EXPERIMENT if n == LOG_EXPERIMENT else n for n in table.column_names]
+        )
+    stamps = pc.cast(table.column(LOG_TIME_US), pa.timestamp("us", "UTC"))
+    return table.append_column(EXPOSED_AT, stamps)
 
 
 @dataclass(frozen=True)

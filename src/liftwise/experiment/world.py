@@ -19,7 +19,6 @@ true average effects over all units, from expected and from realised potential o
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -53,7 +52,7 @@ def _pre_period(world: World) -> pd.DataFrame:
     """Pre-period covariates and segment columns per unit (index = unit id)."""
     from liftwise.features.offline import unit_features
 
-    cutoff = dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"])
+    cutoff = world.campaign.decision_time
     features = unit_features(world, cutoff)
     customers = world.read("customers").set_index("customer_id")
     spend = features["spend_30d"]
@@ -73,14 +72,15 @@ def _pre_period(world: World) -> pd.DataFrame:
 
 
 def _exposure_times(world: World, n: int, days: int, seed: int) -> np.ndarray:
-    start = np.datetime64(world.manifest["campaign"]["decision_time"], "us")
+    start = np.datetime64(world.campaign.decision_time, "us")
     offsets = np.random.default_rng(seed).random(n) * days * 86_400_000_000
     return start + offsets.astype("timedelta64[us]")
 
 
 def _prices(world: World) -> pd.DataFrame:
-    arms = pd.DataFrame(world.manifest["campaign"]["arms"]).rename(columns={"name": "arm"})
-    arms["is_control"] = arms["arm"] == world.manifest["campaign"]["control"]
+    arms = pd.DataFrame([a.model_dump() for a in world.campaign.arms])
+    arms = arms.rename(columns={"name": "arm"})
+    arms["is_control"] = arms["arm"] == world.campaign.control
     return arms
 
 
@@ -152,16 +152,16 @@ def world_experiment(
         )
     if exposure_days < 1:
         raise UserError("must be at least 1", option="--exposure-days")
-    campaign = world.manifest["campaign"]
+    campaign = world.campaign
     prices = _prices(world)
-    control = str(campaign["control"])
+    control = campaign.control
     ground_truth = world.read("ground_truth")
     pre = _pre_period(world)
     units = pre.index.to_numpy()
     if design == "campaign":
         observed = world.read("outcomes").set_index("unit_id").reindex(units)
         assigned = observed["arm"].astype(str)
-        arms = {a["name"]: float(a["ratio"]) for a in campaign["arms"]}
+        arms = {a.name: a.ratio for a in campaign.arms}
         offered = assigned
         outcomes = pd.DataFrame(
             {
@@ -216,13 +216,14 @@ def world_experiment(
         }
     ).sort_values("exposed_at", kind="stable", ignore_index=True)
     config = _config(name, design, control if design == "campaign" else "control", arms, pairs)
+    means = _truth_rows(ground_truth, prices, offers)
     truth = {
         "world": str(world.path),
         "design": design,
         "units": len(units),
-        "means": _truth_rows(ground_truth, prices, offers),
+        "means": means,
+        "effects": _effects(means, pairs),
     }
-    truth["effects"] = _effects(truth["means"], pairs)
     return WorldExperiment(exposures=exposures, outcomes=outcomes, config=config, truth=truth)
 
 
@@ -237,14 +238,11 @@ def design_offers(
     """The offer (a world arm) every unit gets in each arm of ``design``, indexed by unit
     id: with the world's ground truth, every unit's potential outcomes under the design."""
     ground_truth = world.read("ground_truth") if ground_truth is None else ground_truth
-    control = str(world.manifest["campaign"]["control"])
+    control = world.campaign.control
     if units is None:
         units = np.sort(ground_truth["unit_id"].unique())
     if design == "campaign":
-        return {
-            str(a["name"]): pd.Series(str(a["name"]), index=units)
-            for a in world.manifest["campaign"]["arms"]
-        }
+        return {name: pd.Series(name, index=units) for name in world.campaign.arm_names}
     current = world.read("current_policy").set_index("unit_id")["arm"].reindex(units)
     return {
         "policy": _policy_offers(world, policy, ground_truth, _prices(world), units),
@@ -261,7 +259,7 @@ def _policy_offers(
     units: np.ndarray,
 ) -> pd.Series:
     """The offer the policy arm gives each unit: the decisions table, else the oracle."""
-    control = str(world.manifest["campaign"]["control"])
+    control = world.campaign.control
     if policy is None:
         policy = oracle_policy(ground_truth, prices)
     missing = [c for c in ("unit_id", "arm") if c not in policy.columns]

@@ -46,21 +46,20 @@ def experiment_frame(world: World, cutoff: dt.datetime | None = None) -> Experim
 
     Features are computed as of ``cutoff`` (default: the campaign's decision time).
     """
-    campaign = world.manifest["campaign"]
-    cutoff = cutoff or dt.datetime.fromisoformat(campaign["decision_time"])
+    cutoff = cutoff or world.campaign.decision_time
     return frame_from_features(world, unit_features(world, cutoff))
 
 
 def frame_from_features(world: World, features: pd.DataFrame) -> ExperimentFrame:
     """The world's past campaign joined with ``features`` (index = unit id), from any source:
     this module's point-in-time builders or the feature store's training frame."""
-    campaign = world.manifest["campaign"]
+    campaign = world.campaign
     outcomes = world.read("outcomes", columns=["unit_id", "arm", *WORLD_OUTCOMES[world.name]])
     data = outcomes.merge(
         features, left_on="unit_id", right_index=True, how="left", validate="one_to_one"
     )
-    control = campaign["control"]
-    arms = (control, *sorted(a["name"] for a in campaign["arms"] if a["name"] != control))
+    control = campaign.control
+    arms = (control, *sorted(name for name in campaign.arm_names if name != control))
     outcome_columns = WORLD_OUTCOMES[world.name]
     data[list(outcome_columns)] = data[list(outcome_columns)].astype(np.float64)
     frame = ExperimentFrame(
@@ -154,16 +153,12 @@ def fintech_features(world: World, cutoff: dt.datetime) -> pd.DataFrame:
     ids = customers["customer_id"].to_numpy()
     sums = _UnitSums(ids)
     cutoff_us = int(np.datetime64(cutoff, "us").astype(np.int64))
-    history_days = int(world.manifest["config"]["days"])
+    history_days = world.manifest.config.days
     merchants = world.read("merchants", columns=["merchant_id", "category"])
     merchant_sums = _UnitSums(merchants["merchant_id"].to_numpy())  # only for id lookup
     category_codes = pd.Categorical(merchants["category"], categories=list(CATEGORIES)).codes
-    for batch in _batches(
-        world.table_path("payments"),
-        ["customer_id", "merchant_id", "ts", "amount_vnd"],
-        "ts",
-        cutoff,
-    ):
+    columns = ["customer_id", "merchant_id", "ts", "amount_vnd"]
+    for batch in _batches(world.table_path("payments"), columns, "ts", cutoff):
         index = sums.index(batch.column("customer_id").to_numpy(), source="payments.parquet")
         amount = batch.column("amount_vnd").to_numpy().astype(np.float64)
         ts = _timestamp_us(batch.column("ts"))
@@ -239,13 +234,9 @@ def learning_features(world: World, cutoff: dt.datetime) -> pd.DataFrame:
     ids = learners["learner_id"].to_numpy()
     sums = _UnitSums(ids)
     cutoff_us = int(np.datetime64(cutoff, "us").astype(np.int64))
-    history_days = int(world.manifest["config"]["days"])
-    for batch in _batches(
-        world.table_path("sessions"),
-        ["learner_id", "started_at", "minutes", "lessons_completed"],
-        "started_at",
-        cutoff,
-    ):
+    history_days = world.manifest.config.days
+    columns = ["learner_id", "started_at", "minutes", "lessons_completed"]
+    for batch in _batches(world.table_path("sessions"), columns, "started_at", cutoff):
         index = sums.index(batch.column("learner_id").to_numpy(), source="sessions.parquet")
         ts = _timestamp_us(batch.column("started_at"))
         minutes = batch.column("minutes").to_numpy().astype(np.float64)

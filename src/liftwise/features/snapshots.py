@@ -44,7 +44,7 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 def decision_time(world: World) -> dt.datetime:
     """The campaign's decision time (naive, read as UTC like every world timestamp)."""
-    return dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"])
+    return world.campaign.decision_time
 
 
 def snapshot_times(world: World, every_days: int) -> list[dt.datetime]:
@@ -53,7 +53,7 @@ def snapshot_times(world: World, every_days: int) -> list[dt.datetime]:
     if every_days < 1:
         raise UserError(f"must be at least 1 day, got {every_days}", option="--every-days")
     end = decision_time(world)
-    start = end - dt.timedelta(days=int(world.manifest["config"]["days"]))
+    start = end - dt.timedelta(days=world.manifest.config.days)
     times, cutoff = [], end
     while cutoff > start:
         times.append(cutoff)
@@ -68,9 +68,8 @@ def merchant_features(world: World, cutoff: dt.datetime) -> pd.DataFrame:
     ids = merchants["merchant_id"].to_numpy()
     sums = _UnitSums(ids)
     cutoff_us = int(np.datetime64(cutoff, "us").astype(np.int64))
-    for batch in _batches(
-        world.table_path("payments"), ["merchant_id", "ts", "amount_vnd"], "ts", cutoff
-    ):
+    columns = ["merchant_id", "ts", "amount_vnd"]
+    for batch in _batches(world.table_path("payments"), columns, "ts", cutoff):
         index = sums.index(batch.column("merchant_id").to_numpy(), source="payments.parquet")
         amount = batch.column("amount_vnd").to_numpy().astype(np.float64)
         ts = _timestamp_us(batch.column("ts"))
@@ -89,7 +88,7 @@ def merchant_features(world: World, cutoff: dt.datetime) -> pd.DataFrame:
         sums.add("count_weekend", index[weekday >= 5])
     count, spend = sums["count"], sums["spend"]
     never = sums.last_us == np.iinfo(np.int64).min
-    history_days = float(world.manifest["config"]["days"])
+    history_days = float(world.manifest.config.days)
     values = {
         "merchant_txn_count": count,
         "merchant_spend_total": spend,

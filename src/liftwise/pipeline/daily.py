@@ -114,7 +114,7 @@ def _world(config: PipelineConfig):
 
 
 def _decision_time(world) -> dt.datetime:
-    return dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"])
+    return world.campaign.decision_time
 
 
 def _state(config: PipelineConfig) -> dict[str, Any]:

@@ -6,7 +6,6 @@ Steps are plain functions over the stage packages; the CLI command is a thin she
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +81,7 @@ def race(
     ``frame`` defaults to the offline point-in-time features; the pipeline passes the
     feature store's training frame instead."""
     frame = frame if frame is not None else experiment_frame(world)
-    campaign = world.manifest["campaign"]
-    economics = campaign_economics(frame, campaign["arms"])
+    economics = campaign_economics(frame, world.campaign.arms)
     settings = RaceSettings(
         outcome=frame.outcomes[0],
         economics=economics,
@@ -93,7 +91,7 @@ def race(
     )
     policy = world.read("current_policy").set_index("unit_id")["arm"]
     result = run_race(frame, settings, current_policy=policy, progress=say)
-    bundle = winner_bundle(result, frame, world=world.name, currency=campaign["currency"])
+    bundle = winner_bundle(result, frame, world=world.name, currency=world.campaign.currency)
     save_race(result, bundle, out, title=title)
     return frame, result, bundle
 
@@ -210,7 +208,7 @@ def run_quickstart(
         features.index.to_numpy(),
         features,
         config,
-        now=dt.datetime.fromisoformat(world.manifest["campaign"]["decision_time"]),
+        now=world.campaign.decision_time,
     )
     write_frame(out / "decisions.parquet", decisions.table)
     say("valuing every policy with ground truth")

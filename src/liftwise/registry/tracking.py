@@ -155,12 +155,9 @@ def describe_dataset(path: str | Path, frame: ExperimentFrame) -> dict[str, obje
         facts |= {
             "kind": "world",
             "world": world.name,
-            "seed": world.manifest.get("seed"),
+            "seed": world.manifest.seed,
             "manifest_sha256": sha256_file(manifest),
-            "tables": {
-                name: table.get("sha256")
-                for name, table in sorted(world.manifest.get("tables", {}).items())
-            },
+            "tables": {name: table.sha256 for name, table in sorted(world.manifest.tables.items())},
         }
     elif path.is_file():
         facts |= {"kind": "table", "sha256": sha256_file(path), "bytes": path.stat().st_size}

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from liftwise.contracts.exposure_log import EXPOSURE_LOG
 from liftwise.errors import UserError
 from liftwise.serve.sqlite import SqliteDatabase
 
@@ -49,30 +50,21 @@ class ExposureRecord:
     context: str | None  # the request's context as JSON
 
 
-COLUMNS = tuple(f.name for f in fields(ExposureRecord))
+COLUMNS = tuple(EXPOSURE_LOG.column_names)
+if tuple(f.name for f in fields(ExposureRecord)) != COLUMNS:  # checked once, at import
+    raise ImportError("ExposureRecord's fields differ from the exposure_log contract")
 # a record's values in COLUMNS order (dataclasses.astuple deep-copies every field: 20x slower)
 _values = operator.attrgetter(*COLUMNS)
-_SQL_TYPES = {
-    "unit_id": "BIGINT NOT NULL",
-    "treated": "BOOLEAN NOT NULL",
-    "expected_profit": "DOUBLE PRECISION NOT NULL",
-    "expected_cost": "DOUBLE PRECISION NOT NULL",
-    "cost_units": "BIGINT NOT NULL",
-    "effect": "DOUBLE PRECISION",
-    "effect_low": "DOUBLE PRECISION",
-    "effect_high": "DOUBLE PRECISION",
-    "reason": "TEXT",
-    "decided_at_us": "BIGINT NOT NULL",
-    "context": "TEXT",
-}
+_SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "str": "TEXT"}
 
 
 def _ddl(table: str) -> list[str]:
+    """CREATE statements (SQLite and PostgreSQL alike) from the exposure_log contract."""
     columns = ",\n  ".join(
-        f"{name} {_SQL_TYPES.get(name, 'TEXT NOT NULL')}"
-        + (" PRIMARY KEY" if name == "request_id" else "")
-        + (" UNIQUE" if name == "decision_id" else "")
-        for name in COLUMNS
+        f"{c.name} {_SQL_TYPES[c.kind]}"
+        + ("" if c.nullable else " NOT NULL")
+        + (" PRIMARY KEY" if c.name in EXPOSURE_LOG.key else " UNIQUE" if c.unique else "")
+        for c in EXPOSURE_LOG.columns
     )
     index = table.replace(".", "_") + "_unit"  # an index lives in its table's schema
     return [
@@ -203,16 +195,7 @@ class SqliteExposureLog:
 
 # --------------------------------------------------------------------------- PostgreSQL
 
-_PG_ARRAY_TYPES = {
-    "unit_id": "bigint[]",
-    "treated": "boolean[]",
-    "cost_units": "bigint[]",
-    "decided_at_us": "bigint[]",
-    **{
-        name: "double precision[]"
-        for name in ("expected_profit", "expected_cost", "effect", "effect_low", "effect_high")
-    },
-}
+_PG_ARRAYS = {c.name: f"{_SQL_TYPES[c.kind].lower()}[]" for c in EXPOSURE_LOG.columns}
 
 
 class PostgresExposureLog:
@@ -227,7 +210,7 @@ class PostgresExposureLog:
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
-        unnest = ", ".join(f"%s::{_PG_ARRAY_TYPES.get(c, 'text[]')}" for c in COLUMNS)
+        unnest = ", ".join(f"%s::{_PG_ARRAYS[c]}" for c in COLUMNS)
         self._insert = (
             f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT * FROM unnest({unnest}) "
             "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"

@@ -8,6 +8,7 @@ from typing import SupportsFloat
 
 import numpy as np
 
+from liftwise.contracts.manifest import CampaignSummary
 from liftwise.errors import UserError
 from liftwise.simulate.config import ArmConfig, WorldConfig
 
@@ -200,20 +201,27 @@ class CampaignTotals:
         for name, count in zip(*np.unique(policy, return_counts=True), strict=True):
             self.policy[str(name)] += int(count)
 
-    def summary(self, units: int) -> dict[str, object]:
+    def summary(self, units: int, **volumes: float) -> CampaignSummary:
+        """The manifest's summary; ``volumes`` are the world's own event counts."""
+
         def share(count: SupportsFloat) -> float:
             return round(float(count) / units, 6)
 
         mean_p = self.probability_sum / units
-        return {
-            "units": units,
-            "unit_type_share": {k: share(v) for k, v in self.types.items()},
-            "assigned_share": {k: share(v) for k, v in zip(self.names, self.assigned, strict=True)},
-            "best_arm_share": {k: share(v) for k, v in zip(self.names, self.best, strict=True)},
-            "current_policy_share": {k: share(v) for k, v in self.policy.items()},
-            "control_outcome_rate": round(float(mean_p[0]), 6),
-            "true_average_effect": {
-                n: round(float(p - mean_p[0]), 6)
-                for n, p in zip(self.names[1:], mean_p[1:], strict=True)
-            },
-        }
+        return CampaignSummary.model_validate(
+            {
+                "units": units,
+                "unit_type_share": {k: share(v) for k, v in self.types.items()},
+                "assigned_share": {
+                    k: share(v) for k, v in zip(self.names, self.assigned, strict=True)
+                },
+                "best_arm_share": {k: share(v) for k, v in zip(self.names, self.best, strict=True)},
+                "current_policy_share": {k: share(v) for k, v in self.policy.items()},
+                "control_outcome_rate": round(float(mean_p[0]), 6),
+                "true_average_effect": {
+                    n: round(float(p - mean_p[0]), 6)
+                    for n, p in zip(self.names[1:], mean_p[1:], strict=True)
+                },
+                **volumes,
+            }
+        )

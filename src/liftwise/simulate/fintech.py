@@ -8,8 +8,8 @@ gives the formulas; :func:`effect_model` is the single place they live.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from liftwise.contracts.fintech import (
     REGIONS,
     SEGMENTS,
 )
+from liftwise.contracts.manifest import Campaign, CampaignSummary, CurrentPolicyThresholds
 from liftwise.simulate.common import (
     US_PER_DAY,
     US_PER_HOUR,
@@ -151,8 +152,10 @@ class Customers:
     revolver: np.ndarray  # carries a credit-card balance (values a fee waiver)
 
 
-def generate(config: WorldConfig, sink: TableSink, progress: Any) -> dict[str, Any]:
-    """Write every fintech table chunk by chunk; return campaign facts and a summary."""
+def generate(
+    config: WorldConfig, sink: TableSink, progress: Callable[[int], None]
+) -> tuple[Campaign, CampaignSummary]:
+    """Write every fintech table chunk by chunk; return the campaign and its summary."""
     arms = resolve_arms(config, DEFAULT_ARMS)
     arm_names = [a.name for a in arms]
     merchant_cdf, merchant_category = _write_merchants(config, sink)
@@ -179,28 +182,27 @@ def generate(config: WorldConfig, sink: TableSink, progress: Any) -> dict[str, A
         crng = chunk_rng(config.seed, _STREAM_CAMPAIGN, chunk)
         _write_campaign(crng, config, sink, arms, customers, cards, totals)
         progress(size)
-    return {
-        "campaign": {
-            "unit": "customer",
-            "unit_table": "customers",
-            "unit_key": "customer_id",
-            "outcome": "converted",
-            "value": "margin_vnd",
-            "currency": "VND",
-            "decision_time": config.decision_time.isoformat(),
-            "window_days": config.outcome_window_days,
-            "control": arm_names[0],
-            "arms": [a.model_dump() for a in arms],
-            "current_policy": _write_current_policy(
-                config, sink, np.concatenate(spend), arm_names, totals
-            ),
-        },
-        "summary": {
-            **totals.summary(config.units),
-            "payments": next_payment,
-            "payments_per_unit": round(next_payment / config.units, 6),
-        },
-    }
+    campaign = Campaign(
+        unit="customer",
+        unit_table="customers",
+        unit_key="customer_id",
+        outcome="converted",
+        value="margin_vnd",
+        currency="VND",
+        decision_time=config.decision_time,
+        window_days=config.outcome_window_days,
+        control=arm_names[0],
+        arms=arms,
+        current_policy=_write_current_policy(
+            config, sink, np.concatenate(spend), arm_names, totals
+        ),
+    )
+    summary = totals.summary(
+        config.units,
+        payments=next_payment,
+        payments_per_unit=round(next_payment / config.units, 6),
+    )
+    return campaign, summary
 
 
 def _weekday_weights(config: WorldConfig) -> np.ndarray | None:
@@ -407,7 +409,7 @@ def _write_current_policy(
     monthly_spend: np.ndarray,
     arm_names: list[str],
     totals: CampaignTotals,
-) -> dict[str, float]:
+) -> CurrentPolicyThresholds:
     """Set the thresholds at the spend quantiles of the whole base, then write the policy."""
     top = float(np.quantile(monthly_spend, 1 - CURRENT_POLICY_TOP_SHARE))
     mid = float(np.quantile(monthly_spend, 1 - CURRENT_POLICY_TOP_SHARE - CURRENT_POLICY_MID_SHARE))
@@ -417,7 +419,9 @@ def _write_current_policy(
         ids = np.arange(start, start + len(part), dtype=np.int64)
         sink.write("current_policy", {"unit_id": ids, "arm": policy})
         totals.add_policy(policy)
-    return {"top_monthly_spend_vnd": round(top, 2), "mid_monthly_spend_vnd": round(mid, 2)}
+    return CurrentPolicyThresholds(
+        top_monthly_spend_vnd=round(top, 2), mid_monthly_spend_vnd=round(mid, 2)
+    )
 
 
 def effect_model(

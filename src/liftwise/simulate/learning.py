@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from liftwise.contracts.learning import (
     GOALS,
     PLANS,
 )
+from liftwise.contracts.manifest import Campaign, CampaignSummary
 from liftwise.simulate.common import (
     US_PER_DAY,
     US_PER_HOUR,
@@ -208,8 +208,8 @@ class Potential:
 
 def generate(
     config: WorldConfig, sink: TableSink, progress: Callable[[int], None]
-) -> dict[str, Any]:
-    """Write every learning table chunk by chunk; return campaign facts and a summary."""
+) -> tuple[Campaign, CampaignSummary]:
+    """Write every learning table chunk by chunk; return the campaign and its summary."""
     arms = resolve_arms(config, DEFAULT_ARMS)
     names = [a.name for a in arms]
     catalogue = _write_courses(config, sink)
@@ -235,26 +235,25 @@ def generate(
         totals.add(unit_type, arm, potential.probability, net, policy)
         churned += int((~history.alive).sum())
         progress(size)
-    return {
-        "campaign": {
-            "unit": "learner",
-            "unit_table": "learners",
-            "unit_key": "learner_id",
-            "outcome": "retained_30d",
-            "value": "revenue_usd",
-            "currency": "USD",
-            "decision_time": config.decision_time.isoformat(),
-            "window_days": config.outcome_window_days,
-            "control": names[0],
-            "arms": [a.model_dump(mode="json") for a in arms],
-        },
-        "summary": {
-            **totals.summary(config.units),
-            "sessions": next_session,
-            "sessions_per_learner": round(next_session / config.units, 6),
-            "churned_before_decision_share": round(churned / config.units, 6),
-        },
-    }
+    campaign = Campaign(
+        unit="learner",
+        unit_table="learners",
+        unit_key="learner_id",
+        outcome="retained_30d",
+        value="revenue_usd",
+        currency="USD",
+        decision_time=config.decision_time,
+        window_days=config.outcome_window_days,
+        control=names[0],
+        arms=arms,
+    )
+    summary = totals.summary(
+        config.units,
+        sessions=next_session,
+        sessions_per_learner=round(next_session / config.units, 6),
+        churned_before_decision_share=round(churned / config.units, 6),
+    )
+    return campaign, summary
 
 
 def _write_courses(config: WorldConfig, sink: TableSink) -> Catalogue:

@@ -55,9 +55,9 @@ def summarize_world(world: World) -> WorldSummary:
     shares = truth.loc[truth["arm"] == control, "unit_type"].value_counts(normalize=True)
     return WorldSummary(
         world=world.name,
-        seed=int(world.manifest["seed"]),
-        currency=str(world.manifest.get("campaign", {}).get("currency", "")),
-        sizes={k: int(v) for k, v in world.manifest["sizes"].items()},
+        seed=world.manifest.seed,
+        currency=world.campaign.currency,
+        sizes=dict(world.manifest.sizes),
         unit_type_share={str(k): float(v) for k, v in shares.sort_index().items()},
         policies=rows,
     )

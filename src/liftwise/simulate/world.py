@@ -5,31 +5,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from liftwise import __version__
 from liftwise.contracts import world_contracts
-from liftwise.contracts.manifest import MANIFEST, read_manifest
+from liftwise.contracts.manifest import (
+    MANIFEST,
+    Campaign,
+    CampaignSummary,
+    Manifest,
+    TableEntry,
+    read_manifest,
+)
 from liftwise.errors import UserError
 from liftwise.io import atomic_directory, sha256_file, write_json
 from liftwise.simulate.config import WorldConfig
 from liftwise.simulate.sink import TableSink
 
-MANIFEST_VERSION = "1"
-
 Progress = Callable[[int], None]
 
 
 class WorldGenerator(Protocol):
-    """A world module's entry point: write every table into ``sink``; return campaign
-    facts (``campaign``) and a ``summary`` for the manifest."""
+    """A world module's entry point: write every table into ``sink``; return the campaign
+    and its summary for the manifest."""
 
     def __call__(
         self, config: WorldConfig, sink: TableSink, progress: Progress
-    ) -> dict[str, Any]: ...
+    ) -> tuple[Campaign, CampaignSummary]: ...
 
 
 def _generator(world: str) -> WorldGenerator:
@@ -39,7 +44,7 @@ def _generator(world: str) -> WorldGenerator:
     return importlib.import_module(f"liftwise.simulate.{world}").generate
 
 
-def simulate(config: WorldConfig, out: str | Path, progress: Progress | None = None) -> dict:
+def simulate(config: WorldConfig, out: str | Path, progress: Progress | None = None) -> Manifest:
     """Generate ``config``'s world into ``out`` (replaced atomically) and return its manifest."""
     out = Path(out)
     _refuse_foreign_directory(out)
@@ -48,30 +53,30 @@ def simulate(config: WorldConfig, out: str | Path, progress: Progress | None = N
     with atomic_directory(out) as tmp:
         sink = TableSink(tmp, contracts)
         try:
-            facts = generator(config, sink, progress or (lambda _n: None))
+            campaign, summary = generator(config, sink, progress or (lambda _n: None))
             rows = sink.close()
         except BaseException:
             sink.abort()
             raise
-        manifest = {
-            "manifest_version": MANIFEST_VERSION,
-            "liftwise_version": __version__,
-            "world": config.world,
-            "seed": config.seed,
-            "config": config.model_dump(mode="json"),
-            "sizes": rows,
-            "tables": {
-                name: {
-                    "file": f"{name}.parquet",
-                    "rows": rows[name],
-                    "schema": f"{contracts[name].name}/{contracts[name].version}",
-                    "sha256": sha256_file(tmp / f"{name}.parquet"),
-                }
+        manifest = Manifest(
+            liftwise_version=__version__,
+            world=config.world,
+            seed=config.seed,
+            config=config,
+            sizes=rows,
+            tables={
+                name: TableEntry(
+                    file=f"{name}.parquet",
+                    rows=rows[name],
+                    contract=f"{contracts[name].name}/{contracts[name].version}",
+                    sha256=sha256_file(tmp / f"{name}.parquet"),
+                )
                 for name in sorted(rows)
             },
-            **facts,
-        }
-        write_json(tmp / MANIFEST, manifest)
+            campaign=campaign,
+            summary=summary,
+        )
+        write_json(tmp / MANIFEST, manifest.dump())
     return manifest
 
 
@@ -92,20 +97,24 @@ class World:
     """A generated world on disk: its manifest and lazy access to each table."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def name(self) -> str:
-        return str(self.manifest["world"])
+        return self.manifest.world
+
+    @property
+    def campaign(self) -> Campaign:
+        return self.manifest.campaign
 
     def table_path(self, name: str) -> Path:
-        try:
-            return self.path / self.manifest["tables"][name]["file"]
-        except KeyError:
+        entry = self.manifest.tables.get(name)
+        if entry is None:
             raise UserError(
-                f"no table '{name}' in this world (tables: {', '.join(self.manifest['tables'])})",
+                f"no table '{name}' in this world (tables: {', '.join(self.manifest.tables)})",
                 file=self.path / MANIFEST,
-            ) from None
+            )
+        return self.path / entry.file
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Read a whole table (use :meth:`table_path` and pyarrow to stream large ones)."""

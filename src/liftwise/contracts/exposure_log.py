@@ -1,0 +1,42 @@
+"""The decision service's exposure log: one row per decision, keyed by the request id.
+
+Declared once here so the writer (:mod:`liftwise.serve.exposures` creates the SQLite or
+PostgreSQL table from it) and the reader (:mod:`liftwise.experiment.data` reads the log as
+an experiment's exposures) cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from liftwise.contracts.base import ColumnSpec, TableContract
+
+EXPOSURE_LOG = TableContract(
+    name="exposure_log",
+    version="1",
+    description="Every decision the service made, once, keyed by the client's request id.",
+    key=("request_id",),
+    columns=(
+        ColumnSpec("request_id", "str", "The client's request id (retries find it).", unique=True),
+        ColumnSpec("decision_id", "str", "The decision's own id.", unique=True),
+        ColumnSpec("campaign", "str", "Budget ledger name: the experiment the log feeds."),
+        ColumnSpec("unit_id", "int", "Unit decided for."),
+        ColumnSpec("arm", "str", "Chosen arm (the control label when untreated)."),
+        ColumnSpec("effect_arm", "str", "Arm the effect describes: chosen, else most profitable."),
+        ColumnSpec("treated", "bool", "True when an offer was made."),
+        ColumnSpec("expected_profit", "float", "Expected incremental net profit."),
+        ColumnSpec("expected_cost", "float", "Expected cost of the offer.", ge=0),
+        ColumnSpec("cost_units", "int", "Budget reservation in ledger units (0 untreated).", ge=0),
+        ColumnSpec("effect", "float", "Predicted effect of effect_arm.", nullable=True),
+        ColumnSpec("effect_low", "float", "Lower interval bound of the effect.", nullable=True),
+        ColumnSpec("effect_high", "float", "Upper interval bound of the effect.", nullable=True),
+        ColumnSpec("reason", "str", "Why untreated (guardrail, budget), if so.", nullable=True),
+        ColumnSpec("model_name", "str", "Registered model that decided."),
+        ColumnSpec("model_version", "str", "Its version."),
+        ColumnSpec("decided_at_us", "int", "Decision time, microseconds since the epoch, UTC."),
+        ColumnSpec("context", "str", "The request's context as JSON.", nullable=True),
+    ),
+)
+
+# The log read as an experiment's exposures: which log column holds the experiment's name
+# and which the exposure time (microseconds since the epoch, UTC).
+LOG_EXPERIMENT = "campaign"
+LOG_TIME_US = "decided_at_us"
