@@ -330,3 +330,24 @@ def test_bad_input_file_is_one_line_naming_it(
     before = _fingerprint(kit.root)
     one_error_line(argv(reader.template, kit, bad=path, o=tmp_path / "o"), capsys, path)
     assert _fingerprint(kit.root) == before
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "serve --model {model} --budget 5 --port 0",
+        "model list m",
+        "train --world {world} --out {o}/t",
+        "features online 1",
+        "features materialize",
+    ],
+    ids=lambda t: " ".join(t.split()[:2]),
+)
+def test_a_data_dir_under_a_file_is_one_line(
+    template: str, kit: Kit, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = kit.table / "d"
+    command = [*argv(template, kit, o=tmp_path), "--data-dir", str(data_dir)]
+    before = _fingerprint(kit.root)
+    one_error_line(command, capsys, data_dir)
+    assert _fingerprint(kit.root) == before

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from liftwise.errors import UserError
+from liftwise.io import check_output
 
 ENV_PREFIX = "LIFTWISE_"
 
@@ -53,7 +54,7 @@ class Settings(BaseModel):
                 values[name] = env
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return cls(**values)
+            settings = cls(**values)
         except ValidationError as error:
             first = error.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
@@ -61,6 +62,9 @@ class Settings(BaseModel):
                 f"invalid setting {field!r} ({ENV_PREFIX}{field.upper()}): {first['msg']}",
                 option=field,
             ) from None
+        # every embedded store lives under data_dir: a file there is one line, not a traceback
+        check_output(settings.data_dir, kind="directory", option="--data-dir")
+        return settings
 
     @property
     def tracking(self) -> str:
