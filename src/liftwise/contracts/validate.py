@@ -7,18 +7,21 @@ numbers in violations are 0-based positions in the file.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from liftwise.contracts import world_contracts
 from liftwise.contracts.base import TableContract, Violation, violations_from_frame
 from liftwise.contracts.manifest import TableEntry, read_manifest
 from liftwise.contracts.relations import WORLD_REFERENCES, Reference
+from liftwise.errors import UserError
 from liftwise.io import sha256_file
 
 BATCH_ROWS = 1_000_000
@@ -171,3 +174,124 @@ def _check_reference(
                 )
             )
     return out
+
+
+# ------------------------------------------------------------------ checks as a stage reads
+
+
+def check_table_file(
+    path: Path, contract: TableContract, columns: Sequence[str] | None = None
+) -> pq.ParquetFile:
+    """What a stage checks before it streams ``columns`` (default: the contract's) of a
+    table, from the file's metadata alone: present, Parquet, not empty, the contract's
+    columns and kinds, no nulls where the contract has none (row-group statistics).
+    The first violation is a UserError naming the file and column."""
+    parquet = _open_parquet(path)
+    wanted = _wanted(contract, columns)
+    _raise_first(
+        path,
+        [
+            *_schema_violations(parquet, contract, wanted, path.name),
+            *_null_counts(parquet, contract, wanted, path.name),
+        ],
+    )
+    return parquet
+
+
+def read_checked(
+    path: Path, contract: TableContract, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read ``columns`` of a table checked as :func:`check_table_file` does, plus the row of
+    the first null and key uniqueness when the key is read (as ``validate`` reports them)."""
+    parquet = _open_parquet(path)
+    wanted = _wanted(contract, columns)
+    _raise_first(path, _schema_violations(parquet, contract, wanted, path.name))
+    table = parquet.read(columns=None if columns is None else list(columns))
+    found: list[Violation] = []
+    for name in wanted:
+        column = table.column(name)
+        if column.null_count and not contract.column(name).nullable:
+            row = int(pc.index(pc.is_null(column), True).as_py())
+            found.append(Violation(path.name, name, row, "not_nullable"))
+    if contract.key and all(k in table.column_names for k in contract.key):
+        keys = table.select(list(contract.key)).to_pandas()
+        found += _duplicate_keys(_key_codes(keys, contract.key), contract, path.name)[:1]
+    _raise_first(path, found)
+    return table.to_pandas()
+
+
+def _open_parquet(path: Path) -> pq.ParquetFile:
+    if not path.is_file():
+        raise UserError("table file is missing (listed in the manifest)", file=path)
+    try:
+        return pq.ParquetFile(path)
+    except Exception as err:  # corrupt or not Parquet at all
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"unreadable Parquet: {first}", file=path) from None
+
+
+def _wanted(contract: TableContract, columns: Sequence[str] | None) -> list[str]:
+    """The requested columns the contract declares (all of its columns by default)."""
+    names = contract.column_names
+    return names if columns is None else [c for c in columns if c in names]
+
+
+def _schema_violations(
+    parquet: pq.ParquetFile, contract: TableContract, wanted: Sequence[str], file: str
+) -> list[Violation]:
+    schema = parquet.schema_arrow
+    out: list[Violation] = []
+    for name in wanted:
+        if name not in schema.names:
+            out.append(Violation(file, name, None, "column required by contract is missing"))
+            continue
+        kind = contract.column(name).kind
+        found = schema.field(name).type
+        if _kind(found) != kind:
+            out.append(Violation(file, name, None, f"expected {kind} values, found {found}"))
+    if parquet.metadata.num_rows == 0:
+        out.append(Violation(file, "<table>", None, "table has no rows"))
+    return out
+
+
+def _null_counts(
+    parquet: pq.ParquetFile, contract: TableContract, wanted: Sequence[str], file: str
+) -> list[Violation]:
+    """Nulls in non-nullable columns, from the row groups' statistics (no data read)."""
+    metadata = parquet.metadata
+    position = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
+    out: list[Violation] = []
+    for name in wanted:
+        if contract.column(name).nullable or name not in position:
+            continue
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(position[name]).statistics
+            if stats is not None and stats.has_null_count and stats.null_count:
+                out.append(Violation(file, name, None, "not_nullable"))
+                break
+    return out
+
+
+def _kind(arrow_type: pa.DataType) -> str | None:
+    """The contract kind an Arrow type holds (dictionary-encoded columns by their values)."""
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    checks = (
+        ("bool", pa.types.is_boolean),
+        ("int", pa.types.is_integer),
+        ("float", pa.types.is_floating),
+        ("str", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)),
+        ("timestamp", pa.types.is_timestamp),
+        ("date", pa.types.is_date),
+    )
+    return next((kind for kind, test in checks if test(arrow_type)), None)
+
+
+def _raise_first(path: Path, found: list[Violation]) -> None:
+    """The first violation as a one-line UserError (file, column, row, rule)."""
+    if not found:
+        return
+    first = found[0]
+    more = f" (and {len(found) - 1} more; run liftwise validate)" if len(found) > 1 else ""
+    column = None if first.column.startswith("<") else first.column
+    raise UserError(f"{first.rule}{more}", file=path, column=column, row=first.row)

@@ -158,7 +158,7 @@ def fintech_features(world: World, cutoff: dt.datetime) -> pd.DataFrame:
     merchant_sums = _UnitSums(merchants["merchant_id"].to_numpy())  # only for id lookup
     category_codes = pd.Categorical(merchants["category"], categories=list(CATEGORIES)).codes
     columns = ["customer_id", "merchant_id", "ts", "amount_vnd"]
-    for batch in _batches(world.table_path("payments"), columns, "ts", cutoff):
+    for batch in _batches(world.stream_path("payments", columns), columns, "ts", cutoff):
         index = sums.index(batch.column("customer_id").to_numpy(), source="payments.parquet")
         amount = batch.column("amount_vnd").to_numpy().astype(np.float64)
         ts = _timestamp_us(batch.column("ts"))
@@ -236,7 +236,7 @@ def learning_features(world: World, cutoff: dt.datetime) -> pd.DataFrame:
     cutoff_us = int(np.datetime64(cutoff, "us").astype(np.int64))
     history_days = world.manifest.config.days
     columns = ["learner_id", "started_at", "minutes", "lessons_completed"]
-    for batch in _batches(world.table_path("sessions"), columns, "started_at", cutoff):
+    for batch in _batches(world.stream_path("sessions", columns), columns, "started_at", cutoff):
         index = sums.index(batch.column("learner_id").to_numpy(), source="sessions.parquet")
         ts = _timestamp_us(batch.column("started_at"))
         minutes = batch.column("minutes").to_numpy().astype(np.float64)

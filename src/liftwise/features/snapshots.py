@@ -69,7 +69,7 @@ def merchant_features(world: World, cutoff: dt.datetime) -> pd.DataFrame:
     sums = _UnitSums(ids)
     cutoff_us = int(np.datetime64(cutoff, "us").astype(np.int64))
     columns = ["merchant_id", "ts", "amount_vnd"]
-    for batch in _batches(world.table_path("payments"), columns, "ts", cutoff):
+    for batch in _batches(world.stream_path("payments", columns), columns, "ts", cutoff):
         index = sums.index(batch.column("merchant_id").to_numpy(), source="payments.parquet")
         amount = batch.column("amount_vnd").to_numpy().astype(np.float64)
         ts = _timestamp_us(batch.column("ts"))
