@@ -350,9 +350,9 @@ def test_lookups_fail_in_one_line_naming_what_exists(registry, run_id):
         registry.promote("lookups", 7)
     with pytest.raises(UserError, match="no run 0123abc"):
         registry.register("0123abc", "lookups")
-    with pytest.raises(UserError, match="--note"):
+    with pytest.raises(UserError, match="parameter note"):
         registry.approve("lookups", 1, by="ana", note="  ")
-    with pytest.raises(UserError, match="--by"):
+    with pytest.raises(UserError, match="parameter by"):
         registry.approve("lookups", 1, by=" ", note="fine")
     with pytest.raises(UserError, match="model names"):
         registry.register(run_id, "a/b")

@@ -65,6 +65,7 @@ OPTION_NAMES: dict[str, dict[str, str]] = {
     },
     "ingest": {"outcomes": "--outcome"},
     "simulate": {"arms": "--arm"},
+    "serve": {"model_dir": "--model", "decision_config": "--guardrails"},
 }
 
 

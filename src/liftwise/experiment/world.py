@@ -151,7 +151,7 @@ def world_experiment(
             f"from-world supports the fintech world, not '{world.name}'", file=world.path
         )
     if exposure_days < 1:
-        raise UserError("must be at least 1", option="--exposure-days")
+        raise UserError("must be at least 1", parameter="exposure_days")
     campaign = world.campaign
     prices = _prices(world)
     control = campaign.control
@@ -200,7 +200,7 @@ def world_experiment(
         arms = dict(POLICY_ARMS)
         pairs = [("policy", "current_policy"), ("policy", "control"), ("current_policy", "control")]
     else:
-        raise UserError(f"unknown design '{design}' (campaign or policy)", option="--design")
+        raise UserError(f"unknown design '{design}' (campaign or policy)", parameter="design")
     outcomes["cost_vnd"] = _cost(
         offered.reset_index(drop=True), outcomes["converted"].to_numpy(), prices
     )
@@ -265,13 +265,13 @@ def _policy_offers(
     missing = [c for c in ("unit_id", "arm") if c not in policy.columns]
     if missing:
         raise UserError(
-            "missing column in the policy decisions", column=missing[0], option="--policy"
+            "missing column in the policy decisions", column=missing[0], parameter="policy"
         )
     unknown = ~policy["arm"].isin(prices["arm"])
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
         raise UserError(
-            f"unknown offer '{policy['arm'].iloc[row]}'", column="arm", row=row, option="--policy"
+            f"unknown offer '{policy['arm'].iloc[row]}'", column="arm", row=row, parameter="policy"
         )
     return (
         policy.drop_duplicates("unit_id")

@@ -51,7 +51,7 @@ def snapshot_times(world: World, every_days: int) -> list[dt.datetime]:
     """Cut-offs every ``every_days`` days back from the decision time, strictly after the
     history start (a cut-off there would see no events), oldest first."""
     if every_days < 1:
-        raise UserError(f"must be at least 1 day, got {every_days}", option="--every-days")
+        raise UserError(f"must be at least 1 day, got {every_days}", parameter="every_days")
     end = decision_time(world)
     start = end - dt.timedelta(days=world.manifest.config.days)
     times, cutoff = [], end

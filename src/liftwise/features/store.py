@@ -94,10 +94,10 @@ def _quiet_feast() -> Iterator[None]:
         yield
 
 
-def _as_utc(moment: dt.datetime, option: str) -> dt.datetime:
+def _as_utc(moment: dt.datetime, parameter: str) -> dt.datetime:
     """A timezone-aware UTC datetime; naive input is read as UTC (like world timestamps)."""
     if not isinstance(moment, dt.datetime):
-        raise UserError(f"expected a datetime, got {moment!r}", option=option)
+        raise UserError(f"expected a datetime, got {moment!r}", parameter=parameter)
     return as_utc(moment)
 
 
@@ -283,10 +283,10 @@ class FeatureRepo:
         ``start`` defaults to the first snapshot, so a fresh online store gets every entity.
         Naive datetimes are read as UTC.
         """
-        end = _as_utc(end, "--end")
-        start = _as_utc(start, "--start") if start is not None else self.snapshot_times[0]
+        end = _as_utc(end, "end")
+        start = _as_utc(start, "start") if start is not None else self.snapshot_times[0]
         if start > end:
-            raise UserError(f"start {start} is after end {end}", option="--end")
+            raise UserError(f"start {start} is after end {end}", parameter="end")
         with _quiet_feast():
             self.store.materialize(start_date=start, end_date=end)
 
@@ -588,6 +588,6 @@ def find_feature_repo(settings: Settings, world: str | None = None) -> FeatureRe
         )
     if len(worlds) > 1:
         raise UserError(
-            f"several feature repos ({', '.join(worlds)}): choose one", option="--world"
+            f"several feature repos ({', '.join(worlds)}): choose one", parameter="world"
         )
     return FeatureRepo.open(root / worlds[0])

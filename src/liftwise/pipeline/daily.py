@@ -337,7 +337,7 @@ def run_pipeline(
     unknown = [s for s in steps if s not in STEP_FUNCTIONS]
     if unknown:
         raise UserError(
-            f"unknown step {unknown[0]!r} (steps: {', '.join(STEPS)})", option="--steps"
+            f"unknown step {unknown[0]!r} (steps: {', '.join(STEPS)})", parameter="steps"
         )
     outputs = {}
     for step in steps:

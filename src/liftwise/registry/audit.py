@@ -183,7 +183,7 @@ class Transaction:
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
         if not by.strip():
-            raise UserError("say who does this (not empty)", option="--by")
+            raise UserError("say who does this (not empty)", parameter="by")
         last = self.connection.execute("SELECT MAX(at) FROM audit_log").fetchone()[0]
         now = _iso(dt.datetime.now(dt.UTC))
         at = max(now, last) if last else now

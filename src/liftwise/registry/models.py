@@ -286,7 +286,7 @@ class ModelRegistry:
         """Record that ``by`` approved exactly this version (audit log + version tags)."""
         self._version(name, version)
         if not note.strip():
-            raise UserError("say why this version is approved (not empty)", option="--note")
+            raise UserError("say why this version is approved (not empty)", parameter="note")
         with self.audit.transaction() as tx:
             entry = tx.append(
                 model=name,

@@ -63,14 +63,14 @@ def reach_servers(settings: Settings) -> None:
             if err.code not in (401, 403):
                 raise UserError(
                     f"{uri} answers /health with HTTP {err.code}: not an MLflow tracking server",
-                    option="--tracking-uri",
+                    parameter="tracking_uri",
                 ) from None
         except (OSError, ValueError) as err:
             cause = getattr(err, "reason", err)
             reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
             raise UserError(
                 f"cannot reach the MLflow server at {uri} ({reason}); is it running?",
-                option="--tracking-uri",
+                parameter="tracking_uri",
             ) from None
 
 
@@ -133,7 +133,7 @@ def experiment_artifact_location(settings: Settings, name: str) -> str | None:
 def ensure_experiment(settings: Settings, name: str) -> str:
     """The id of experiment ``name``, created on first use."""
     if not name.strip():
-        raise UserError("experiment name must not be empty", option="--experiment")
+        raise UserError("experiment name must not be empty", parameter="experiment")
     tracking = client(settings)
     experiment = tracking.get_experiment_by_name(name)
     if experiment is None:
@@ -144,7 +144,7 @@ def ensure_experiment(settings: Settings, name: str) -> str:
         raise UserError(
             f"experiment '{name}' is deleted in {settings.tracking}; restore it "
             "(`mlflow experiments restore`) or choose another name",
-            option="--experiment",
+            parameter="experiment",
         )
     return experiment.experiment_id
 

@@ -210,9 +210,7 @@ def build_service(config: ServeConfig) -> Service:
     logger = configure_logging()
     settings = config.settings()
     if config.decision_config is None and config.budget is None:
-        raise UserError(
-            "set a budget, or a decision config (--guardrails) with one", option="--budget"
-        )
+        raise UserError("set a budget, or a decision config with one", parameter="budget")
     decision_config = load_decision_config(config.decision_config, budget=config.budget)
     source_name = str(config.decision_config or "decision config")
     source = model_source(config, settings)

@@ -84,7 +84,7 @@ class Pacing:
         if self.total >= MAX_LEDGER_UNITS:
             raise UserError(
                 f"budget too large for exact accounting (max {MAX_LEDGER_UNITS / MONEY_SCALE:.3g})",
-                option="--budget",
+                parameter="budget",
             )
 
     def allowance(self, now: dt.datetime) -> int:
@@ -382,7 +382,7 @@ class RedisBudget:
             self._release = self.client.register_script(_RELEASE_LUA)
             self.client.ping()
         except redis.RedisError as err:
-            raise UserError(f"cannot reach Redis at {url}: {err}", option="--redis-url") from None
+            raise UserError(f"cannot reach Redis at {url}: {err}", parameter="redis_url") from None
 
     def reserve(
         self, offers: Sequence[Offer], limits: Limits, now_us: int, *, pending: bool = True

@@ -116,10 +116,6 @@ class ServeConfig(BaseModel):
         return naive_utc(self.campaign_start), naive_utc(self.campaign_end)
 
 
-# CLI options named unlike their config field
-OPTIONS = {"model_dir": "--model", "decision_config": "--guardrails"}
-
-
 def build_config(**values: object) -> ServeConfig:
     """A ServeConfig from CLI-style keyword values (None = default); a bad value is a
     UserError naming the option."""
@@ -129,8 +125,7 @@ def build_config(**values: object) -> ServeConfig:
         first = err.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         message = str(first["msg"]).removeprefix("Value error, ")
-        option = OPTIONS.get(field, "--" + field.replace("_", "-")) if field else None
-        raise UserError(message, option=option) from None
+        raise UserError(message, parameter=field or None) from None
 
 
 def write_config(config: ServeConfig, path: Path) -> Path:

@@ -119,7 +119,7 @@ class SqliteExposureLog:
 
     def __init__(self, db: SqliteDatabase, table: str = "exposures") -> None:
         if "." in table:
-            raise UserError("SQLite tables cannot be schema-qualified", option="--exposure-table")
+            raise UserError("SQLite tables cannot be schema-qualified", parameter="exposure_table")
         self.db = db
         self.table = table
         self._insert = (
@@ -224,7 +224,7 @@ class PostgresExposureLog:
         except psycopg.Error as err:
             raise UserError(
                 f"cannot use the PostgreSQL exposure log: {str(err).strip()}",
-                option="--exposure-log",
+                parameter="exposure_log",
             ) from None
 
     @contextlib.contextmanager

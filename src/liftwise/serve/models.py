@@ -106,7 +106,7 @@ class BundleDirSource:
             raise UserError(
                 f"no {MODEL_FILE} here (train one with `liftwise train`)",
                 file=self.directory,
-                option="--model",
+                parameter="model_dir",
             )
         self.name = name or self.directory.resolve().name
         self.description = f"model directory {self.directory}"

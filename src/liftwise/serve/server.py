@@ -70,7 +70,7 @@ def _refuse_taken(host: str, port: int) -> None:
     with socket.socket(_family(probe)) as sock:
         sock.settimeout(0.5)
         if sock.connect_ex((probe, port)) == 0:
-            raise UserError(f"something already listens on {host}:{port}", option="--port")
+            raise UserError(f"something already listens on {host}:{port}", parameter="port")
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -38,7 +38,7 @@ def sqlite_path(url: str) -> Path:
     """The file of a ``sqlite:///PATH`` URL (or a bare path)."""
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
     if not path or "://" in path or path.startswith(("sqlite:", "postgres")):
-        raise UserError(f"not a SQLite URL: {url!r} (use sqlite:///PATH)", option="--exposure-log")
+        raise UserError(f"not a SQLite URL: {url!r} (use sqlite:///PATH)", parameter="exposure_log")
     return Path(path)
 
 
