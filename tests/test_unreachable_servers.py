@@ -99,3 +99,39 @@ def test_a_server_that_is_not_mlflow_is_named(not_mlflow: str, tmp_path: Path) -
 
 def test_embedded_stores_need_no_probe(tmp_path: Path) -> None:
     reach_servers(Settings.load(data_dir=tmp_path))
+
+
+@pytest.fixture
+def health_only() -> Iterator[str]:
+    """A server that passes the /health probe, then fails every MLflow call (503): the
+    tracking server that goes away in the middle of a command."""
+
+    class HealthOnly(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/health":
+                body = b"OK"
+                self.send_response(200)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_error(503)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HealthOnly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_lost_after_the_probe_is_one_line(health_only: str, tmp_path: Path) -> None:
+    where = ["--data-dir", str(tmp_path / "data")]
+    result = liftwise("model", "list", "m", *where, "--tracking-uri", health_only, cwd=tmp_path)
+    assert_one_line_naming(result, health_only)
+    assert "lost the MLflow server" in result.stderr

@@ -131,7 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as err:
         raise SystemExit(err.exit_code) from None
     except FileNotFoundError as err:
-        fail(f"{err.filename}: no such file or directory")
+        fail(f"{err.filename}: no such file or directory" if err.filename else str(err))
+    except Exception as err:
+        from liftwise.registry.store import lost_server
+
+        lost = lost_server(err)
+        if lost is None:
+            raise
+        fail(lost)
     if isinstance(code, int) and code:
         raise SystemExit(code)
 

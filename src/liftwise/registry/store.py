@@ -149,6 +149,33 @@ def ensure_experiment(settings: Settings, name: str) -> str:
     return experiment.experiment_id
 
 
+def lost_server(error: BaseException) -> str | None:
+    """One line naming the server when ``error`` is MLflow giving up on a tracking server
+    that went away after :func:`reach_servers` found it (MLflow raises its own exception
+    with the retries' story inside); None for any other error."""
+    mlflow_exception = getattr(_loaded("mlflow.exceptions"), "MlflowException", None)
+    requests_error = getattr(_loaded("requests.exceptions"), "RequestException", None)
+    if mlflow_exception is not None and isinstance(error, mlflow_exception):
+        message = str(error.message) if hasattr(error, "message") else str(error)
+        found = re.match(r"API request to (\S+) failed with exception", message)
+        if found is None:
+            return None
+        where = found.group(1)
+    elif requests_error is not None and isinstance(error, requests_error):
+        request = getattr(error, "request", None)
+        where = getattr(request, "url", None) or "the tracking server"
+    else:
+        return None
+    return f"lost the MLflow server: a request to {where} failed after retries; is it running?"
+
+
+def _loaded(module: str) -> Any:
+    """A module only if something already imported it (never import MLflow to inspect)."""
+    import sys
+
+    return sys.modules.get(module)
+
+
 def not_found(error: Exception) -> bool:
     """Whether an MLflow error means 'no such entity' (run, model, version, alias)."""
     code = getattr(error, "error_code", "")
