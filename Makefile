@@ -1,6 +1,6 @@
 # Two commands, on a fresh machine with python3, make and git:
 #   make quickstart   set up .venv and run the main job
-#   make test         set up .venv (with test extras) and run the whole suite
+#   make test         set up .venv (with test extras), lint (ruff, mypy) and run the whole suite
 PYTHON ?= python3
 VENV   := .venv
 UV     := $(VENV)/bin/uv
@@ -27,13 +27,14 @@ setup-test: $(UV)
 quickstart: setup
 	$(VENV)/bin/liftwise quickstart --out $(or $(OUT),data/quickstart)
 
-test: setup-test
-	$(VENV)/bin/ruff check src tests benchmarks
+test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# Lint, format and types (mypy reads its settings from pyproject.toml).
 lint: setup-test
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
 
 # Printed measurements with their peers; long (the causalml forest at 1M rows takes minutes).
 BENCHMARKS := bench_simulate bench_forest bench_optimizer bench_hillstrom bench_ground_truth bench_experiment bench_feature_store bench_serve

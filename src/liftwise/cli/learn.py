@@ -143,8 +143,13 @@ def train_command(
 
     names = tuple(learners) if learners else DEFAULT_RACE
     contact, redemption = _pairs(cost, "--cost"), _pairs(redemption_cost, "--redemption-cost")
-    race = {"learners": names, "k": k, "validation_fraction": validation_fraction,
-            "n_boot": n_boot, "seed": seed}  # fmt: skip
+    race = {
+        "learners": names,
+        "k": k,
+        "validation_fraction": validation_fraction,
+        "n_boot": n_boot,
+        "seed": seed,
+    }
     RaceSettings(outcome="", economics=Economics(), **race)  # declared ranges, before any data
     if value_per_outcome is not None:
         Economics(value_per_outcome=value_per_outcome)
@@ -364,9 +369,15 @@ def decide_command(
 
         history = read_exposure_history(exposures)
     decisions = decide_batch(
-        bundle, X, ids, features, config, exposures=history, now=now or dt.datetime.now(dt.UTC),
+        bundle,
+        X,
+        ids,
+        features,
+        config,
+        exposures=history,
+        now=now or dt.datetime.now(dt.UTC),
         source=str(guardrails or "decision config"),
-    )  # fmt: skip
+    )
     write_frame(out, decisions.table)
     summary = decisions.summary()
     table = Table(title=f"decisions: budget {budget:,.0f}")
@@ -421,7 +432,12 @@ def _units_to_score(
     )
     raw = read_table(data)
     ids, X = table_units(
-        bundle, raw, source=str(data), unit_id=unit_id, number_rows=number_rows,
-        max_unseen_share=limits.max_unseen_share, note=note,
-    )  # fmt: skip
+        bundle,
+        raw,
+        source=str(data),
+        unit_id=unit_id,
+        number_rows=number_rows,
+        max_unseen_share=limits.max_unseen_share,
+        note=note,
+    )
     return ids, X, raw, None

@@ -129,7 +129,9 @@ class SqliteExposureLog:
             for statement in _ddl(table):
                 conn.execute(statement)
 
-    def lookup_in(self, conn: sqlite3.Connection, request_ids: Sequence[str]) -> dict[str, ExposureRecord]:  # fmt: skip
+    def lookup_in(
+        self, conn: sqlite3.Connection, request_ids: Sequence[str]
+    ) -> dict[str, ExposureRecord]:
         found: dict[str, ExposureRecord] = {}
         for chunk in _chunks(list(dict.fromkeys(request_ids))):
             rows = conn.execute(
