@@ -139,7 +139,7 @@ def test_batch_decisions_respect_budget_guardrails_and_capacity(toy):
     allocation = decisions.allocation
     assert allocation.profit <= allocation.upper_bound + 1e-9
     summary = decisions.summary()
-    assert summary["treated"] == int(treated.sum()) and summary["gap"] >= 0
+    assert summary.treated == int(treated.sum()) and summary.gap >= 0
 
 
 def test_a_bigger_budget_never_earns_less(toy):

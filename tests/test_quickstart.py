@@ -26,6 +26,6 @@ def test_decisions_stay_within_budget_and_guardrails(quickstart, shell_page):
     assert table["expected_cost"].sum() <= quickstart.budget + 1e-6
     assert (table.loc[table["unit_id"] % 50 == 0, "arm"] == "control").all()
     summary = quickstart.decisions.summary()
-    assert summary["gap"] >= 0 and summary["expected_profit"] <= summary["upper_bound"] + 1e-6
+    assert summary.gap >= 0 and summary.expected_profit <= summary.upper_bound + 1e-6
     assert quickstart.report.is_file()
     shell_page(quickstart.report.read_text())

@@ -394,8 +394,8 @@ def decide_command(
             "(set require_interval: true to refuse such models)"
         )
     stdout.print(
-        f"expected profit {summary['expected_profit']:,.2f}, cost {summary['expected_cost']:,.2f}, "
-        f"certified gap {summary['gap']:,.2f} (bound {summary['upper_bound']:,.2f}) -> {out}"
+        f"expected profit {summary.expected_profit:,.2f}, cost {summary.expected_cost:,.2f}, "
+        f"certified gap {summary.gap:,.2f} (bound {summary.upper_bound:,.2f}) -> {out}"
     )
 
 

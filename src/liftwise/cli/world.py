@@ -252,6 +252,6 @@ def quickstart_command(
     stdout.print(table)
     summary = result.decisions.summary()
     stdout.print(
-        f"race winner {result.race.winner}; optimiser gap {summary['gap']:,.0f} VND "
-        f"(bound {summary['upper_bound']:,.0f}); report {result.report}"
+        f"race winner {result.race.winner}; optimiser gap {summary.gap:,.0f} VND "
+        f"(bound {summary.upper_bound:,.0f}); report {result.report}"
     )

@@ -24,6 +24,22 @@ INTERVAL_ALPHA = 0.05  # the two-sided interval asked of the learner
 
 
 @dataclass(frozen=True)
+class DecisionSummary:
+    """What a decision table adds up to: printed by the CLI, written to summary.json by
+    the quickstart, logged by the daily pipeline (one typed record for all three)."""
+
+    units: int
+    treated: int
+    expected_profit: float
+    expected_cost: float
+    upper_bound: float  # the optimiser's certified bound on the expected profit
+    gap: float  # upper_bound - expected_profit
+    arm_counts: dict[str, int]  # units per chosen arm, control included
+    reasons: dict[str, int]  # untreated units per reason
+    interval_guardrail_applied: bool
+
+
+@dataclass(frozen=True)
 class Decisions:
     """The decision table plus the optimiser's certificate and the inputs it solved."""
 
@@ -36,20 +52,19 @@ class Decisions:
     control: str
     interval_used: bool
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> DecisionSummary:
         table = self.table
-        treated = table["arm"] != self.control
-        return {
-            "units": len(table),
-            "treated": int(treated.sum()),
-            "expected_profit": float(table["expected_profit"].sum()),
-            "expected_cost": float(table["expected_cost"].sum()),
-            "upper_bound": float(self.allocation.upper_bound),
-            "gap": float(self.allocation.gap),
-            "arm_counts": self.arm_counts(),
-            "reasons": self.reason_counts(),
-            "interval_guardrail_applied": self.interval_used,
-        }
+        return DecisionSummary(
+            units=len(table),
+            treated=int((table["arm"] != self.control).sum()),
+            expected_profit=float(table["expected_profit"].sum()),
+            expected_cost=float(table["expected_cost"].sum()),
+            upper_bound=float(self.allocation.upper_bound),
+            gap=float(self.allocation.gap),
+            arm_counts=self.arm_counts(),
+            reasons=self.reason_counts(),
+            interval_guardrail_applied=self.interval_used,
+        )
 
     def arm_counts(self) -> dict[str, int]:
         """Units per chosen arm (control included), by arm name."""

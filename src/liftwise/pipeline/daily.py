@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -286,7 +286,7 @@ def evaluate(config: PipelineConfig, say: Say = _quiet) -> dict[str, Any]:
         "true_profit_current_policy": policies["current policy"],
         "true_profit_oracle_same_budget": policies["oracle, same budget"],
         "evaluation_budget": budget,
-        "treated": float(cast(int, decisions.summary()["treated"])),
+        "treated": float(decisions.summary().treated),
     }
     write_json(config.run_dir / "evaluation.json", {"budget": budget, "policies": policies})
     _log_to_run(config.settings, state["run_id"], metrics, config.run_dir / "evaluation.json")

@@ -7,7 +7,7 @@ Steps are plain functions over the stage packages; the CLI command is a thin she
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +222,7 @@ def run_quickstart(
         {
             "budget": budget,
             "winner": result.winner,
-            "decisions": decisions.summary(),
+            "decisions": asdict(decisions.summary()),
             "policies": [row.__dict__ for row in policies],
         },
     )

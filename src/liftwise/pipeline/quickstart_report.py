@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -79,27 +79,26 @@ def write_quickstart_report(
     """``out/report.html``: the decisions' summary, every policy's true value, the race's
     tables and the plots, in the report shell."""
     summary = decisions.summary()
-    counts = cast(dict[str, dict[str, int]], summary)  # summary(): arm and reason counts
     images = {
         "policies, true value": plot_policies(policies),
         "profit vs K (race)": plot_policy_profit(race, "VND"),
         "uplift curves (race)": plot_arm_curves(race, 0),
         "Qini curves (race)": plot_arm_curves(race, 1),
         "profit vs budget": plot_budget_curve(curve, budget),
-        "arm mix": plot_counts(counts["arm_counts"], "decided arms"),
-        "reasons for not treating": plot_counts(counts["reasons"], "untreated units by reason"),
+        "arm mix": plot_counts(summary.arm_counts, "decided arms"),
+        "reasons for not treating": plot_counts(summary.reasons, "untreated units by reason"),
     }
     intro = Paragraph(
         markup(
             "Budget {:,.0f} VND for {:,} customers. Race winner <b>{}</b>; {:,} customers "
             "treated, expected profit {:,.0f} VND (optimiser bound {:,.0f}, gap {:,.0f}).",
             budget,
-            summary["units"],
+            summary.units,
             race.winner,
-            summary["treated"],
-            summary["expected_profit"],
-            summary["upper_bound"],
-            summary["gap"],
+            summary.treated,
+            summary.expected_profit,
+            summary.upper_bound,
+            summary.gap,
         )
     )
     policy_table = Table(
