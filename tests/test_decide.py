@@ -62,6 +62,10 @@ def test_config_errors_name_the_field(tmp_path):
     bad.write_text("budget: [1\n")
     with pytest.raises(UserError, match="invalid YAML at line"):
         load_decision_config(bad)
+    for budget in (float("nan"), -1.0):  # the caller's argument, named as such (the flag)
+        with pytest.raises(UserError, match=r"^parameter budget: Input should be greater"):
+            load_decision_config(None, budget=budget)
+    assert load_decision_config(None, budget=float("inf")).budget == float("inf")  # no limit
     config = load_decision_config(None, budget=5.0)
     with pytest.raises(UserError, match=r"column 'costs': unknown arm 'zz'"):
         config.model_copy(update={"costs": {"zz": {}}}).check_arms(("a", "b"), source="cfg")

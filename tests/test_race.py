@@ -190,6 +190,10 @@ def test_train_and_score_commands_on_a_csv(tmp_path, capsys):
         (["--cost", "c=1"], "option --cost: costs given for unknown arm(s) ['c']"),
         (["--cost", "a=-1"], "option --cost: cost of 'a' must be >= 0"),
         (["--k", "1.5"], "option --k: Input should be less than or equal to 1, got 1.5"),
+        (  # too few rows for the forest's leaves: its ValueError named as the learner
+            ["--learners", "uplift_forest", "--no-track"],
+            "option --learners: learner 'uplift_forest' cannot fit these 28 units",
+        ),
     ],
 )
 def test_train_user_errors(tmp_path, capsys, extra, message):

@@ -93,7 +93,9 @@ class ArmCostConfig(_Strict):
 class DecisionConfig(_Strict):
     """Everything that shapes a batch of decisions; all fields optional except the budget."""
 
-    budget: float = Field(ge=0, description="Total expected treatment cost allowed.")
+    budget: float = Field(
+        ge=0, allow_inf_nan=True, description="Total expected treatment cost allowed (inf: none)."
+    )
     value_per_outcome: float | None = Field(default=None, gt=0)
     costs: dict[str, ArmCostConfig] = Field(default_factory=dict)
     capacity: dict[str, Annotated[int, Field(ge=0)]] = Field(
@@ -128,11 +130,14 @@ def load_decision_config(path: str | Path | None, **overrides: object) -> Decisi
     source = str(path) if path is not None else "decision config"
     if path is not None:
         data.update(read_yaml_mapping(path))
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data.update(given)
     try:
         return DecisionConfig.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "<config>"
         message = first["msg"].removeprefix("Value error, ")
+        if field in given:  # the caller's own argument (the CLI's flag), not the file
+            raise UserError(f"{message}, got {given[field]!r}", parameter=field) from None
         raise UserError(message, file=source, column=field) from None

@@ -123,6 +123,20 @@ def _check_split(treatment: np.ndarray, validation: np.ndarray, arms: Sequence[s
             )
 
 
+def _fit(
+    learner: UpliftLearner, name: str, X: np.ndarray, t: np.ndarray, y: np.ndarray
+) -> UpliftLearner:
+    """Fit one contestant; a learner that refuses these data (too few rows for its leaves,
+    say) is one line naming it, so the user can drop it from the race."""
+    try:
+        return learner.fit(X, t, y)
+    except ValueError as err:  # the learners' own input and size checks
+        raise UserError(
+            f"learner '{name}' cannot fit these {len(y):,} units: {err} (drop it from the race)",
+            parameter="learners",
+        ) from None
+
+
 def run_race(
     frame: ExperimentFrame,
     settings: RaceSettings,
@@ -160,7 +174,7 @@ def run_race(
         say(f"fitting {name}")
         learner = make_learner(name, settings.seed, design)
         started = time.perf_counter()
-        learner.fit(X[~validation], t[~validation], y[~validation])
+        _fit(learner, name, X[~validation], t[~validation], y[~validation])
         seconds = time.perf_counter() - started
         outcomes = learner.predict_outcomes(X[validation])
         candidates.append(
@@ -195,7 +209,7 @@ def run_race(
         learners.sort_values(["profit_at_k", "name"], ascending=[False, True]).iloc[0]["name"]
     )
     say(f"refitting winner {winner} on all units")
-    model = make_learner(winner, settings.seed, design).fit(X, t, y)
+    model = _fit(make_learner(winner, settings.seed, design), winner, X, t, y)
     table.insert(2, "winner", table["name"] == winner)
     chosen = next(c for c in candidates if c.name == winner)
     return RaceResult(
