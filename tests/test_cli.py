@@ -43,6 +43,10 @@ def test_every_command_has_help(command, capsys):
             ["simulate", "--world", "fintech", "--out", "x", "--units", "0"],
             "error: option --units: Input should be greater than 0",
         ),
+        (  # a library config's field, rendered as the command's flag
+            ["pipeline", "run", "--units", "0", "--run-date", "2026-11-20"],
+            "error: option --units: Input should be greater than or equal to 500",
+        ),
         (
             ["simulate", "--world", "fintech", "--out", "x", "--realism", "v9"],
             "error: option --realism: Input should be 'v1' or 'v2'",

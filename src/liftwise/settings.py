@@ -60,7 +60,7 @@ class Settings(BaseModel):
             field = ".".join(str(part) for part in first["loc"])
             raise UserError(
                 f"invalid setting {field!r} ({ENV_PREFIX}{field.upper()}): {first['msg']}",
-                option=field,
+                parameter=field,
             ) from None
         # every embedded store lives under data_dir: a file there is one line, not a traceback
         check_output(settings.data_dir, kind="directory", option="--data-dir")

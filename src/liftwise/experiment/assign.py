@@ -221,7 +221,7 @@ def check_exclusive(designs: Sequence[Design]) -> None:
             raise UserError(
                 f"experiments '{other}' and '{design.name}' share the salt "
                 f"'{design.effective_salt}'; give each its own",
-                option="salt",
+                parameter="salt",
             )
     by_layer: dict[str, list[Design]] = {}
     for design in designs:
@@ -235,7 +235,7 @@ def check_exclusive(designs: Sequence[Design]) -> None:
                     f"experiments '{left.name}' and '{right.name}' overlap in layer '{layer}' "
                     f"({left.layer_range[0]}-{left.layer_range[1]} and "
                     f"{right.layer_range[0]}-{right.layer_range[1]})",
-                    option="layer-range",
+                    parameter="layer_range",
                 )
 
 

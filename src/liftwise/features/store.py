@@ -131,7 +131,7 @@ class FeatureRepo:
         if offline_store not in OFFLINE_STORES:
             raise UserError(
                 f"unknown offline store '{offline_store}' (choose {' or '.join(OFFLINE_STORES)})",
-                option="offline_store",
+                parameter="offline_store",
             )
         path = Path(path)
         config_file = path / STORE_YAML
@@ -184,7 +184,7 @@ class FeatureRepo:
         if entity not in self.meta["entities"]:
             raise UserError(
                 f"unknown entity '{entity}' (known: {', '.join(self.meta['entities'])})",
-                option="entity",
+                parameter="entity",
             )
         if entity == self.meta["unit_entity"]:
             return self.feature_names
@@ -220,10 +220,10 @@ class FeatureRepo:
             raise UserError(
                 f"unknown feature '{unknown[0]}' (views: {', '.join(self.meta['views'])}; "
                 "see `liftwise features build` output or docs/features.md)",
-                option="features",
+                parameter="features",
             )
         if not names:
-            raise UserError("no features requested", option="features")
+            raise UserError("no features requested", parameter="features")
         return names, {name: view_of[name] for name in names}
 
     def _join_keys(self, views: set[str]) -> list[str]:
@@ -301,7 +301,7 @@ class FeatureRepo:
             if len(keys) != 1:
                 raise UserError(
                     "online features of one entity at a time (requested several entities)",
-                    option="features",
+                    parameter="features",
                 )
             plan = (names, [f"{view_of[name]}:{name}" for name in names], keys[0])
             self._online_plans[cache_key] = plan
@@ -376,7 +376,7 @@ def redis_connection_string(url: str) -> str:
         )
     database = parsed.path.strip("/") or "0"
     if not database.isdigit():
-        raise UserError(f"database must be a number, got '{database}'", option="redis_url")
+        raise UserError(f"database must be a number, got '{database}'", parameter="redis_url")
     parts = [f"{parsed.hostname}:{parsed.port or 6379}", f"db={database}"]
     if parsed.password:
         parts.append(f"password={parsed.password}")

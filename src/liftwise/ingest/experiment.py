@@ -252,7 +252,7 @@ def _check_mapping(
 ) -> None:
     """Every named column exists, plays one role only, and does not clash with reserved names."""
     if not outcomes:
-        raise UserError("need at least one outcome column", file=source, option="outcomes")
+        raise UserError("need at least one outcome column", file=source, parameter="outcomes")
     roles = [("treatment", treatment), *(("outcome", name) for name in outcomes)]
     roles += [("unit id", unit_id)] if unit_id is not None else []
     roles += [("feature", name) for name in features]

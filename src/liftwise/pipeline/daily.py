@@ -94,13 +94,13 @@ class PipelineConfig(BaseModel):
         try:
             data = json.loads(payload) if isinstance(payload, str) else dict(payload)
         except json.JSONDecodeError as error:
-            raise UserError(f"not valid JSON: {error}", option="config") from None
+            raise UserError(f"not valid JSON: {error}", parameter="config") from None
         try:
             return cls.model_validate({k: v for k, v in data.items() if v is not None})
         except ValidationError as error:
             first = error.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
-            raise UserError(f"{first['msg']}", option=field) from None
+            raise UserError(f"{first['msg']}", parameter=field) from None
 
 
 def _world(config: PipelineConfig):
