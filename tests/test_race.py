@@ -14,7 +14,7 @@ from liftwise.errors import UserError
 from liftwise.evaluate.bundle import load_bundle, score_units
 from liftwise.evaluate.economics import ArmCost, Economics, campaign_economics
 from liftwise.evaluate.race import RaceSettings, run_race, split_by_arm, winner_bundle
-from liftwise.evaluate.report import render_report, save_race
+from liftwise.evaluate.report import contestant_table, render_report, save_race
 from liftwise.features import experiment_frame
 from liftwise.simulate import World, policy_value
 
@@ -107,6 +107,8 @@ def test_race_report_is_a_shell_page_with_a_formatted_table(race, shell_page):
     low, high = f"{row['profit_at_k_low']:,.0f}", f"{row['profit_at_k_high']:,.0f}"
     assert f'<td class="num">{low} .. {high}</td>' in page
     assert "<h2>Contestants</h2>" in page and "<h2>Ranking metrics per arm</h2>" in page
+    fit_seconds = {r[0]: r[-1] for r in contestant_table(result).rows}
+    assert fit_seconds["random"] is None and fit_seconds[f"{result.winner} (winner)"] > 0
 
 
 def test_saved_race_can_be_loaded_and_scores_new_units(race, tmp_path):

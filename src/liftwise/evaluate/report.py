@@ -93,7 +93,7 @@ def contestant_table(result: RaceResult, currency: str = "") -> Table:
             row.profit_per_1000_units,
             row.best_k,
             row.max_profit,
-            row.fit_seconds,
+            row.fit_seconds if row.kind == "learner" else None,  # baselines are not fitted
         ]
         for row in result.table.itertuples(index=False)
     ]
