@@ -72,6 +72,16 @@ def test_train_refuses_an_unreachable_server_before_the_race(tmp_path: Path) -> 
     assert not out.exists()  # refused before the race wrote anything
 
 
+def _serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A real HTTP server on a free local port for the test's duration; yields its URI."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def not_mlflow() -> Iterator[str]:
     """An HTTP server that answers every request with 404 (something, but not MLflow)."""
@@ -83,12 +93,7 @@ def not_mlflow() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serving(NotFound)
 
 
 def test_a_server_that_is_not_mlflow_is_named(not_mlflow: str, tmp_path: Path) -> None:
@@ -122,12 +127,7 @@ def health_only() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HealthOnly)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield from _serving(HealthOnly)
 
 
 def test_a_server_lost_after_the_probe_is_one_line(health_only: str, tmp_path: Path) -> None:
