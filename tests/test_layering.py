@@ -33,8 +33,10 @@ class Stage:
 STAGES: dict[str, Stage] = {
     "errors": Stage(0, only=frozenset()),
     ROOT: Stage(0, only=frozenset()),
+    "params": Stage(0, only=frozenset({"errors"})),
     "io": Stage(0, only=frozenset({"errors"})),
-    "settings": Stage(0, only=frozenset({"errors"})),
+    "times": Stage(0, only=frozenset({"errors"})),
+    "settings": Stage(0, only=frozenset({"errors", "io"})),  # io: check_output on data_dir
     "report": Stage(0, only=frozenset({ROOT})),  # the page shell: only ``__version__``
     "stats": Stage(0.5, only=frozenset({"errors"})),
     "contracts": Stage(1, highest_import=0),
