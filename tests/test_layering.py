@@ -36,6 +36,7 @@ STAGES: dict[str, Stage] = {
     "params": Stage(0, only=frozenset({"errors"})),
     "io": Stage(0, only=frozenset({"errors"})),
     "times": Stage(0, only=frozenset({"errors"})),
+    "hashing": Stage(0, only=frozenset({"errors"})),
     "settings": Stage(0, only=frozenset({"errors", "io"})),  # io: check_output on data_dir
     "report": Stage(0, only=frozenset({ROOT})),  # the page shell: only ``__version__``
     "stats": Stage(0.5, only=frozenset({"errors"})),
@@ -47,7 +48,8 @@ STAGES: dict[str, Stage] = {
     "evaluate": Stage(5, highest_import=4),
     "registry": Stage(6, highest_import=5),
     "decide": Stage(7, highest_import=5),
-    "serve": Stage(8, highest_import=7),
+    "rollout": Stage(7.5, highest_import=7),
+    "serve": Stage(8, highest_import=7.5),
     "experiment": Stage(9, highest_import=5),
     "pipeline": Stage(10, highest_import=7),
 }

@@ -43,6 +43,11 @@ class Settings(BaseModel):
     budget_store: Literal["sqlite", "redis"] = Field(
         "sqlite", description="Atomic budget reservations: SQLite under data_dir, or Redis."
     )
+    rollout_store: str | None = Field(
+        None,
+        description="Rollout state and history: default sqlite:///<data_dir>/rollouts.db, "
+        "or a postgresql:// DSN.",
+    )
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
@@ -77,6 +82,10 @@ class Settings(BaseModel):
     @property
     def exposures(self) -> str:
         return self.exposure_log or f"sqlite:///{(self.data_dir / 'exposures.db').resolve()}"
+
+    @property
+    def rollouts(self) -> str:
+        return self.rollout_store or f"sqlite:///{(self.data_dir / 'rollouts.db').resolve()}"
 
     @property
     def feature_repo(self) -> Path:

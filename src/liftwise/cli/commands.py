@@ -1,3 +1,13 @@
 """Import every command module so its commands register on the app."""
 
-from liftwise.cli import experiment, features, ingest, learn, model, pipeline, serve, world  # noqa: F401
+from liftwise.cli import (  # noqa: F401
+    experiment,
+    features,
+    ingest,
+    learn,
+    model,
+    pipeline,
+    rollout,
+    serve,
+    world,
+)

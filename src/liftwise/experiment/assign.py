@@ -24,9 +24,8 @@ the layer and the arm would put the layer's slice of units into particular arms.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,11 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from scipy import stats
 
 from liftwise.errors import UserError
+from liftwise.hashing import bucket, buckets, unit_keys  # noqa: F401 (re-exported)
 
 LAYER_PREFIX = "layer/"
 HOLDOUT_PREFIX = "holdout/"
 WEIGHT_TOLERANCE = 1e-6
-_BUCKET_SCALE = 2.0**-53
 _BATCH = 100_000
 
 ASSIGNED, HOLDOUT, OUTSIDE_LAYER, NOT_COVERED = (
@@ -49,55 +48,6 @@ ASSIGNED, HOLDOUT, OUTSIDE_LAYER, NOT_COVERED = (
     "not_covered",
 )
 STATUSES = (ASSIGNED, HOLDOUT, OUTSIDE_LAYER, NOT_COVERED)
-
-
-def unit_keys(unit_ids: Iterable[object] | np.ndarray, *, source: str = "unit ids") -> list[str]:
-    """The text each unit id is hashed as: integers (also integral floats) in decimal,
-    strings unchanged; anything else is a UserError naming the row."""
-    values = np.asarray(unit_ids) if not isinstance(unit_ids, np.ndarray) else unit_ids
-    if values.dtype.kind in "iu":
-        return [str(v) for v in values.tolist()]
-    if values.dtype.kind == "f":
-        bad = ~np.isfinite(values) | (values != np.floor(values))
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise UserError(
-                f"unit id {values[row].item()!r} is not an integer", file=source, row=row
-            )
-        return [str(int(v)) for v in values.tolist()]
-    keys: list[str] = []
-    for row, value in enumerate(values.tolist()):
-        if (
-            isinstance(value, bool)
-            or value is None
-            or (isinstance(value, float) and not value.is_integer())
-        ):
-            raise UserError(
-                f"unit id {value!r} is neither an integer nor text", file=source, row=row
-            )
-        keys.append(str(int(value)) if isinstance(value, int | float) else str(value))
-    return keys
-
-
-def bucket(salt: str, unit_id: object) -> float:
-    """One unit's uniform draw in [0, 1) for ``salt`` (step 2 of the module docstring)."""
-    return float(buckets(salt, [unit_id])[0])
-
-
-def buckets(
-    salt: str, unit_ids: Iterable[object] | np.ndarray, *, source: str = "unit ids"
-) -> np.ndarray:
-    """Uniform draws in [0, 1) for many units (float64), hashed in batches."""
-    keys = unit_keys(unit_ids, source=source)
-    prefix = f"{salt}:".encode()
-    sha256 = hashlib.sha256
-    out = np.empty(len(keys), dtype=np.float64)
-    for start in range(0, len(keys), _BATCH):
-        part = keys[start : start + _BATCH]
-        digests = b"".join(sha256(prefix + key.encode()).digest()[:8] for key in part)
-        words = np.frombuffer(digests, dtype=">u8").astype(np.uint64)
-        out[start : start + len(part)] = (words >> np.uint64(11)).astype(np.float64) * _BUCKET_SCALE
-    return out
 
 
 def bucket_ranges(weights: Sequence[float], coverage: float) -> tuple[np.ndarray, np.ndarray]:
