@@ -11,7 +11,7 @@ from liftwise.contracts.base import ColumnSpec, TableContract
 
 EXPOSURE_LOG = TableContract(
     name="exposure_log",
-    version="1",
+    version="2",
     description="Every decision the service made, once, keyed by the client's request id.",
     key=("request_id",),
     columns=(
@@ -33,8 +33,16 @@ EXPOSURE_LOG = TableContract(
         ColumnSpec("model_version", "str", "Its version."),
         ColumnSpec("decided_at_us", "int", "Decision time, microseconds since the epoch, UTC."),
         ColumnSpec("context", "str", "The request's context as JSON.", nullable=True),
+        # version 2: which rollout, step and variant served the unit (null outside rollouts)
+        ColumnSpec("rollout", "str", "Rollout that served the unit, if any.", nullable=True),
+        ColumnSpec("rollout_step", "int", "Its step index at the decision.", nullable=True),
+        ColumnSpec("variant", "str", "holdout, baseline or candidate.", nullable=True),
     ),
 )
+
+# Columns added after version 1: nullable, so a version-1 table gets them by ALTER TABLE
+# and a version-1 export still reads as the log.
+ADDED_COLUMNS: tuple[str, ...] = ("rollout", "rollout_step", "variant")
 
 # The log read as an experiment's exposures: which log column holds the experiment's name
 # and which the exposure time (microseconds since the epoch, UTC).

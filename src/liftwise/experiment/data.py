@@ -4,7 +4,8 @@ Exposures (``unit_id``, ``arm``, optional ``exposed_at`` and ``experiment``) com
 Parquet or CSV file, or from any source registered in :data:`EXPOSURE_READERS`: the
 decision service's exposure log in SQLite (``sqlite:///path.db?table=exposures``) or
 PostgreSQL (``postgresql://host/db?table=exposures``). A table with every column of the
-log's contract (:data:`~liftwise.contracts.exposure_log.EXPOSURE_LOG`) is read as the log:
+log's contract (:data:`~liftwise.contracts.exposure_log.EXPOSURE_LOG`; the columns added
+after version 1 may be missing) is read as the log:
 its ``campaign`` is the ``experiment`` and its ``decided_at_us`` the ``exposed_at``; an
 exported event's ``occurred_at`` and ``campaign`` are read the same way.
 
@@ -31,7 +32,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from liftwise.contracts.exposure_log import EXPOSURE_LOG, LOG_EXPERIMENT, LOG_TIME_US
+from liftwise.contracts.exposure_log import (
+    ADDED_COLUMNS,
+    EXPOSURE_LOG,
+    LOG_EXPERIMENT,
+    LOG_TIME_US,
+)
 from liftwise.errors import UserError
 from liftwise.experiment.config import AnalysisConfig
 from liftwise.times import utc_timestamps
@@ -147,7 +153,7 @@ def read_exposures(source: str | Path) -> pa.Table:
         table = EXPOSURE_READERS[scheme](text)
     else:
         table = read_table(text)
-    if set(EXPOSURE_LOG.column_names) <= set(table.column_names):
+    if set(EXPOSURE_LOG.column_names) - set(ADDED_COLUMNS) <= set(table.column_names):
         return _log_as_exposures(table, text)
     names = table.column_names
     for canonical, alias in EVENT_NAMES.items():

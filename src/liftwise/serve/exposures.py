@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from liftwise.contracts.exposure_log import EXPOSURE_LOG
+from liftwise.contracts.exposure_log import ADDED_COLUMNS, EXPOSURE_LOG
 from liftwise.errors import UserError
 from liftwise.serve.sqlite import SqliteDatabase
 
@@ -48,6 +48,9 @@ class ExposureRecord:
     model_version: str
     decided_at_us: int  # microseconds since the epoch, UTC
     context: str | None  # the request's context as JSON
+    rollout: str | None = None  # the rollout that served the unit (version 2 on)
+    rollout_step: int | None = None  # its step index at the decision
+    variant: str | None = None  # holdout, baseline or candidate
 
 
 COLUMNS = tuple(EXPOSURE_LOG.column_names)
@@ -58,19 +61,43 @@ _values = operator.attrgetter(*COLUMNS)
 _SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "str": "TEXT"}
 
 
-def _ddl(table: str) -> list[str]:
-    """CREATE statements (SQLite and PostgreSQL alike) from the exposure_log contract."""
-    columns = ",\n  ".join(
+def _column_sql(name: str) -> str:
+    c = EXPOSURE_LOG.column(name)
+    return (
         f"{c.name} {_SQL_TYPES[c.kind]}"
         + ("" if c.nullable else " NOT NULL")
         + (" PRIMARY KEY" if c.name in EXPOSURE_LOG.key else " UNIQUE" if c.unique else "")
-        for c in EXPOSURE_LOG.columns
     )
-    index = table.replace(".", "_") + "_unit"  # an index lives in its table's schema
+
+
+def _ddl(table: str) -> list[str]:
+    """CREATE statements (SQLite and PostgreSQL alike) from the exposure_log contract."""
+    columns = ",\n  ".join(_column_sql(name) for name in COLUMNS)
+    return [f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns}\n)"]
+
+
+def _indexes(table: str) -> list[str]:
+    """The unit index (contact caps, joins by unit) and a partial index on the rollout
+    columns (the rollout measurements; rows outside rollouts cost it nothing). Created
+    after the columns are added to an older table."""
+    prefix = table.replace(".", "_")  # an index lives in its table's schema
     return [
-        f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns}\n)",
-        f"CREATE INDEX IF NOT EXISTS {index} ON {table} (unit_id, decided_at_us)",
+        f"CREATE INDEX IF NOT EXISTS {prefix}_unit ON {table} (unit_id, decided_at_us)",
+        f"CREATE INDEX IF NOT EXISTS {prefix}_rollout ON {table} (rollout, rollout_step) "
+        "WHERE rollout IS NOT NULL",
     ]
+
+
+def _upgrade(table: str, present: Sequence[str]) -> list[str]:
+    """ALTER TABLE statements adding the contract's columns a table made by an older
+    version lacks (only the nullable ADDED_COLUMNS can be missing: existing rows get null)."""
+    missing = [name for name in COLUMNS if name not in set(present)]
+    if set(missing) - set(ADDED_COLUMNS):
+        raise UserError(
+            f"table {table} is not an exposure log: no column {missing[0]}",
+            parameter="exposure_table",
+        )
+    return [f"ALTER TABLE {table} ADD COLUMN {_column_sql(name)}" for name in missing]
 
 
 def _record(row: Sequence[Any]) -> ExposureRecord:
@@ -127,6 +154,9 @@ class SqliteExposureLog:
         )
         with db.transaction() as conn:
             for statement in _ddl(table):
+                conn.execute(statement)
+            present = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            for statement in _upgrade(table, present) + _indexes(table):
                 conn.execute(statement)
 
     def lookup_in(
@@ -222,6 +252,10 @@ class PostgresExposureLog:
                 # one worker at a time creates the table (concurrent CREATE IF NOT EXISTS races)
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
                 for statement in _ddl(table):
+                    conn.execute(statement)
+                cursor = conn.execute(f"SELECT * FROM {table} LIMIT 0")
+                present = [column.name for column in cursor.description or []]
+                for statement in _upgrade(table, present) + _indexes(table):
                     conn.execute(statement)
         except psycopg.Error as err:
             raise UserError(
