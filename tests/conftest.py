@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,6 +93,43 @@ def postgres_dsn() -> str:
         reachable = False
     require_server(f"PostgreSQL at {dsn}", reachable)
     return dsn
+
+
+_APT_LOCK = threading.Lock()
+_APT_UPDATED: list[bool] = []
+
+
+def debian_tool(binary: str, package: str) -> str:
+    """The path of ``binary``, installing Debian's ``package`` first when it is missing
+    (``apt-get update`` once per session). A tool that cannot be had fails the test under
+    CI=true or as root (where installing it is possible), and skips it otherwise."""
+    found = shutil.which(binary)
+    if found is not None:
+        return found
+    with _APT_LOCK:
+        problem = _apt_install(package) if shutil.which("apt-get") else "no apt-get here"
+    found = shutil.which(binary)
+    if found is not None:
+        return found
+    message = f"{binary} (Debian package {package}) is missing: {problem or 'not on PATH'}"
+    if os.environ.get("CI") == "true" or os.geteuid() == 0:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _apt_install(package: str) -> str | None:
+    """Install ``package`` with apt-get; the last lines of its output when it fails."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    steps = [["apt-get", "install", "-y", "-q", package]]
+    if not _APT_UPDATED:
+        steps.insert(0, ["apt-get", "update", "-q"])
+    for argv in steps:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
+        if done.returncode != 0:
+            return " ".join(argv) + ": " + (done.stderr or done.stdout).strip()[-500:]
+        if argv[1] == "update":
+            _APT_UPDATED.append(True)
+    return None
 
 
 # ---------------------------------------------------------------------- a served model

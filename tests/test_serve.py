@@ -249,7 +249,13 @@ def test_pacing_holds_spend_to_the_share_of_the_window_elapsed(tmp_path, serve_m
         decisions = client.post("/v1/decisions:batch", json={"decisions": [
             ask(u, units[u]) for u in ids]}).json()["decisions"]  # fmt: skip
         state = client.get("/v1/budget").json()
+        metrics = client.get("/metrics").text
     assert {d["reason"] for d in decisions if not d["treated"]} >= {"pacing"}
+    # the window's end, for the budget alerts' projection (docs/rollouts.md#alerts)
+    window_end = re.search(
+        r'liftwise_budget_window_end_seconds\{campaign="default"\} (\S+)', metrics
+    )
+    assert window_end and float(window_end[1]) == end.replace(tzinfo=dt.UTC).timestamp()
     assert state["spent"] <= state["allowed_now"] < budget / 2  # about a quarter has elapsed
     assert state["window_start"].startswith(start.isoformat()[:16])
 
@@ -348,6 +354,7 @@ def test_health_readiness_metrics_model_and_docs(tmp_path, serve_model, units):
     assert sum(float(v) for v in per_arm) == 20
     assert re.search(r'liftwise_budget_spent\{campaign="spring"\} \d', text)
     assert re.search(r'liftwise_budget_total\{campaign="spring"\} 1e\+09', text)
+    assert "liftwise_budget_window_end_seconds" not in text  # no window, no end
     assert f'liftwise_model_info{{name="{serve_model.name}",version="{version}"}} 1.0' in text
     assert docs.status_code == 200
     request = spec["paths"]["/v1/decisions"]["post"]["requestBody"]["content"]["application/json"]

@@ -8,6 +8,7 @@ from liftwise.cli import (  # noqa: F401
     model,
     pipeline,
     rollout,
+    rollout_ops,
     serve,
     world,
 )

@@ -12,6 +12,7 @@ middleware (:class:`FastPath`) answers directly on the hot path.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import sqlite3
@@ -155,6 +156,13 @@ class Service:
             from_ledger_units(self.pacing.allowance(utc_now())),
             {"campaign": self.config.campaign},
         )
+        if self.pacing.window is not None:  # the budget alerts project spend to the end
+            yield gauge(
+                "liftwise_budget_window_end_seconds",
+                "End of the campaign window (Unix time).",
+                self.pacing.window[1].replace(tzinfo=dt.UTC).timestamp(),
+                {"campaign": self.config.campaign},
+            )
         model = self.holder.current
         if model is not None:
             yield gauge(
