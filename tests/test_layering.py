@@ -38,6 +38,7 @@ STAGES: dict[str, Stage] = {
     "times": Stage(0, only=frozenset({"errors"})),
     "hashing": Stage(0, only=frozenset({"errors"})),
     "sqlite": Stage(0, only=frozenset({"errors"})),
+    "postgres": Stage(0, only=frozenset()),
     "settings": Stage(0, only=frozenset({"errors", "io"})),  # io: check_output on data_dir
     "report": Stage(0, only=frozenset({ROOT})),  # the page shell: only ``__version__``
     "stats": Stage(0.5, only=frozenset({"errors"})),

@@ -9,10 +9,8 @@ committed).
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
@@ -21,6 +19,7 @@ import pandas as pd
 
 from liftwise.contracts.exposure_log import ADDED_COLUMNS, EXPOSURE_LOG
 from liftwise.errors import UserError
+from liftwise.postgres import ThreadConnections
 from liftwise.serve.sqlite import SqliteDatabase
 
 IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
@@ -239,9 +238,8 @@ class PostgresExposureLog:
         self.psycopg = psycopg
         self.dsn = dsn
         self.table = table
-        self._local = threading.local()
-        self._all: list[Any] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(dsn)
+        self._connection = self._connections.connection
         unnest = ", ".join(f"%s::{_PG_ARRAYS[c]}" for c in COLUMNS)
         self._insert = (
             f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT * FROM unnest({unnest}) "
@@ -262,23 +260,6 @@ class PostgresExposureLog:
                 f"cannot use the PostgreSQL exposure log: {str(err).strip()}",
                 parameter="exposure_log",
             ) from None
-
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[Any]:
-        """This thread's connection; dropped on a connection error so the next call reconnects."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self.psycopg.connect(self.dsn, autocommit=True)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        try:
-            yield conn
-        except self.psycopg.OperationalError:
-            with contextlib.suppress(Exception):
-                conn.close()
-            self._local.conn = None
-            raise
 
     def lookup(self, request_ids: Sequence[str]) -> dict[str, ExposureRecord]:
         with self._connection() as conn:
@@ -325,9 +306,4 @@ class PostgresExposureLog:
             conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchall()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                with contextlib.suppress(Exception):
-                    conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()
