@@ -340,3 +340,32 @@ def test_bad_urls_and_schemas(tmp_path: Path):
         open_rollout_store(f"sqlite:///{tmp_path / 'r.db'}", schema="x")
     with pytest.raises(UserError, match="plain schema name"):
         open_rollout_store("postgresql://postgres@127.0.0.1:5432/test", schema="x; DROP")
+
+
+def test_concurrent_starts_of_one_campaign_leave_one_active(backend: Backend):
+    """Two stores start different rollouts of one campaign at once: one wins, the other
+    gets a one-line refusal (on PostgreSQL the partial unique index backs the check)."""
+    stores = [backend.open(), backend.open()]
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def start(store: RolloutStore, name: str) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(store.create(make_plan(name), T0).name)
+        except UserError as err:
+            outcomes.append(f"refused: {err}")
+
+    try:
+        threads = [threading.Thread(target=start, args=(s, f"r{i}")) for i, s in enumerate(stores)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        refused = [o for o in outcomes if o.startswith("refused")]
+        assert len(outcomes) == 2 and len(refused) == 1 and "\n" not in refused[0]
+        active = stores[0].active("spring")
+        assert active is not None and active.name in outcomes
+    finally:
+        for opened in stores:
+            opened.close()
