@@ -146,7 +146,7 @@ def test_second_active_rollout_of_a_campaign_is_refused(store: RolloutStore):
     assert store.create(make_plan("elsewhere", campaign="autumn"), T0 + 3).campaign == "autumn"
 
 
-def test_a_finished_name_starts_again_with_fresh_counters(store: RolloutStore):
+def test_a_finished_name_is_never_reused(store: RolloutStore):
     plan = make_plan()
     state = store.create(plan, T0)
     store.flush_counters(plan.name, 0, "w1", {"candidate": counts(10)}, T0 + 1)
@@ -154,10 +154,11 @@ def test_a_finished_name_starts_again_with_fresh_counters(store: RolloutStore):
         store, plan.name, state.version, "aborted", 0, 0.0, "abort", T0 + 2, reason="by hand"
     )
     assert aborted is not None and store.active("spring") is None
-    again = store.create(plan, T0 + 3)
-    assert again.status == "running" and again.version > aborted.version
-    assert store.counters(plan.name, 0) == {}
-    assert [e.action for e in store.history(plan.name)] == ["start", "abort", "start"]
+    with pytest.raises(UserError, match="was used before") as err:
+        store.create(plan, T0 + 3)
+    assert err.value.parameter == "plan" and "\n" not in str(err.value)
+    assert store.counters(plan.name, 0)["candidate"].decisions == 10
+    assert [e.action for e in store.history(plan.name)] == ["start", "abort"]
 
 
 def test_compare_and_set_one_writer_wins(store: RolloutStore):

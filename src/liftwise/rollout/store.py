@@ -493,8 +493,8 @@ class RolloutStore:
 
     def create(self, plan: RolloutPlan, now_us: int) -> RolloutState:
         """Start ``plan``: status running at step 0, and a 'start' history row holding the
-        plan. A finished (aborted or promoted) rollout of the same name is replaced, its
-        counters and lease dropped (its history stays)."""
+        plan. A name is used once: the exposure log, the outcomes and the history identify
+        a rollout by its name, so reusing a finished one would mix two runs' evidence."""
         try:
             with self._db.write() as execute:
                 return self._create(execute, plan, now_us)
@@ -511,6 +511,12 @@ class RolloutStore:
             raise UserError(
                 f"rollout {plan.name!r} exists and is {existing.status}: abort it first, "
                 "or name the plan differently",
+                parameter="plan",
+            )
+        if existing is not None:
+            raise UserError(
+                f"rollout name {plan.name!r} was used before ({existing.status}); a name "
+                "identifies one run in the exposure log and the history: name the plan anew",
                 parameter="plan",
             )
         other = execute(
@@ -534,7 +540,7 @@ class RolloutStore:
             share=plan.steps[0].share,
             step_started_us=now_us,
             updated_us=now_us,
-            version=existing.version + 1 if existing is not None else 1,
+            version=1,
             reason=None,
         )
         evidence = json.dumps(
@@ -551,10 +557,6 @@ class RolloutStore:
             now_us=now_us,
         )
         state = replace(state, step_started_us=entry.at_us, updated_us=entry.at_us)
-        if existing is not None:
-            for table in (self._rollouts, self._counters, self._leases):
-                key = "name" if table == self._rollouts else "rollout"
-                execute(f"DELETE FROM {table} WHERE {key} = ?", (plan.name,))
         execute(
             f"INSERT INTO {self._rollouts} ({_STATE_COLUMNS}, created_us) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
