@@ -413,3 +413,18 @@ def test_a_big_true_loss_fails() -> None:
     assert losses.count("fail") >= 38
     gains = [simulate_rollout(plan, rng, +1.5, looks) for _ in range(20)]
     assert "fail" not in gains and gains.count("pass") >= 18
+
+
+def test_business_judges_nothing_before_the_minimum_outcomes() -> None:
+    """31 candidate units without a conversion: near-zero variance makes the asymptotic
+    interval show harm falsely; below min_outcomes the gate holds instead of failing."""
+    rng = np.random.default_rng(8)
+    measured = profits(rng, 8000)
+    measured["candidate"] = profit(-(rng.random(31) < 0.5).astype(float))
+    plan = make_plan({"gates": ["business"], "business": "no_harm"})
+    result = business(plan, measured)
+    assert isinstance(result.evidence, BusinessEvidence)
+    assert result.evidence.comparisons[0].shows_harm
+    assert (result.verdict, result.reason) == ("hold", "candidate 31 outcomes < 100")
+    lenient = make_plan({"gates": ["business"], "business": "no_harm", "min_outcomes": 30})
+    assert business(lenient, measured).verdict == "fail"

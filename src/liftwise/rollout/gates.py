@@ -3,10 +3,14 @@ and what happens when it is not. Pure functions of the plan and the step's measu
 
 Every gate gives one of three verdicts (docs/rollouts.md):
 
-- **fail** as soon as the data already prove a limit broken, whatever the minimums: the
-  step's error or latency budget is spent, the split is mismatched, or the always-valid
-  interval of the net profit difference shows harm beyond the plan's tolerance. A failed
-  gate rolls the candidate back.
+- **fail** as soon as the data prove a limit broken: the step's error or latency budget
+  is spent (whatever the minimums), the split is mismatched, or, once every compared
+  variant has the step's minimum outcomes, the always-valid interval of the net profit
+  difference shows harm beyond the plan's tolerance. A failed gate rolls the candidate
+  back. (The interval is asymptotic: on a few dozen outcomes without a conversion, a
+  variant's sample variance is near zero and the interval falsely narrow, so the
+  business gate judges nothing before the minimum; benchmarks/bench_rollout_gates.py
+  shows the false aborts it would cause.)
 - **pass** only on enough data: every served variant has the step's minimum decisions
   (and outcomes, for the business gate) and the limit holds. No data is never a pass.
 - **hold** otherwise: wait for more data, up to the step's maximum wait.
@@ -418,16 +422,17 @@ def _business_verdict(
     step: Step,
     plan: RolloutPlan,
 ) -> tuple[Verdict, str]:
-    """Fail on harm (either comparison, any amount of data); hold below the minimum
-    outcomes; no_harm then passes, uplift passes when ci_low > 0 against the baseline."""
+    """Hold below the minimum outcomes (the normal approximation needs them); then fail
+    on harm in either comparison; no_harm passes, uplift passes when ci_low > 0 against
+    the baseline."""
     level = f"{plan.thresholds.confidence:.0%}"
+    short = next((v for v in variants if v.n < step.min_outcomes), None)
+    if short is not None:
+        return "hold", f"{short.variant} {short.n:,} outcomes < {step.min_outcomes:,}"
     harm = next((c for c in comparisons if c.shows_harm), None)
     if harm is not None:
         tolerance = plan.thresholds.harm_tolerance
         return "fail", f"net profit {_interval_text(harm)} ({level}) < -{tolerance:,.4g}: harm"
-    short = next((v for v in variants if v.n < step.min_outcomes), None)
-    if short is not None:
-        return "hold", f"{short.variant} {short.n:,} outcomes < {step.min_outcomes:,}"
     summary = "; ".join(_interval_text(c) for c in comparisons) + f" ({level})"
     if criterion == "no_harm":
         return "pass", f"no harm: net profit {summary}"
