@@ -6,6 +6,7 @@ from liftwise.cli import (  # noqa: F401
     ingest,
     learn,
     model,
+    outcomes,
     pipeline,
     rollout,
     rollout_ops,

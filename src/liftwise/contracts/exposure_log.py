@@ -48,3 +48,29 @@ ADDED_COLUMNS: tuple[str, ...] = ("rollout", "rollout_step", "variant")
 # and which the exposure time (microseconds since the epoch, UTC).
 LOG_EXPERIMENT = "campaign"
 LOG_TIME_US = "decided_at_us"
+
+# The outcomes reported for logged decisions: one row per decision, in the table
+# ``<exposure table>_outcomes`` beside the log (the rollout measurements join the two).
+OUTCOME_LOG = TableContract(
+    name="outcome_log",
+    version="1",
+    description="The observed revenue (and cost) of a logged decision, once per decision.",
+    key=("decision_id",),
+    columns=(
+        ColumnSpec("decision_id", "str", "The decision the outcome belongs to.", unique=True),
+        ColumnSpec("request_id", "str", "Its request id (copied from the log)."),
+        ColumnSpec("unit_id", "int", "Its unit."),
+        ColumnSpec("campaign", "str", "Its campaign."),
+        ColumnSpec("revenue", "float", "Revenue observed from the unit after the decision."),
+        ColumnSpec(
+            "cost",
+            "float",
+            "Cost observed; null: the decision's expected_cost.",
+            ge=0,
+            nullable=True,
+        ),
+        ColumnSpec("observed_at_us", "int", "When the outcome happened, µs since the epoch."),
+        ColumnSpec("received_at_us", "int", "When it was recorded, µs since the epoch."),
+    ),
+)
+OUTCOME_TABLE_SUFFIX = "_outcomes"

@@ -17,7 +17,7 @@ import logging
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -43,7 +43,7 @@ from liftwise.serve.budget import (
 from liftwise.serve.config import ServeConfig, config_from_env
 from liftwise.serve.engine import DecisionEngine, decision_json, micros, utc_now
 from liftwise.serve.errors import ServeError
-from liftwise.serve.exposures import PostgresExposureLog, SqliteExposureLog
+from liftwise.serve.exposures import SqliteExposureLog, open_exposure_log
 from liftwise.serve.features import FeatureResolver
 from liftwise.serve.ledger import Committed, Ledger, SplitLedger, SqliteLedger
 from liftwise.serve.models import (
@@ -62,32 +62,33 @@ from liftwise.serve.observe import (
     gauge,
     multiprocess_mode,
 )
+from liftwise.serve.outcomes import OutcomeStore, outcome_store
+from liftwise.serve.routes_outcomes import outcome_routes
 from liftwise.serve.schemas import (
     BatchDecisionResponse,
     BudgetStatus,
     Decision,
     DecisionRequest,
-    ErrorBody,
     Health,
     ModelVersion,
     Readiness,
     batch_request_model,
+    error_responses,
 )
-from liftwise.serve.sqlite import SqliteDatabase, sqlite_path
 from liftwise.settings import Settings
+from liftwise.sqlite import SqliteDatabase
 
 JSON = "application/json"
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "Invalid JSON."),
-        (404, "Unknown unit: not in the online store and no inline features."),
-        (409, "The request id was already used for another unit."),
-        (413, "Batch larger than the server's maximum."),
-        (422, "A missing, mistyped or out-of-range field (named in the message)."),
-        (503, "No model loaded yet, or a store is unreachable: retry."),
-    )
-}
+ERRORS = error_responses(
+    {
+        400: "Invalid JSON.",
+        404: "Unknown unit: not in the online store and no inline features.",
+        409: "The request id was already used for another unit.",
+        413: "Batch larger than the server's maximum.",
+        422: "A missing, mistyped or out-of-range field (named in the message).",
+        503: "No model loaded yet, or a store is unreachable: retry.",
+    }
+)
 
 
 # --------------------------------------------------------------------------- the service
@@ -107,6 +108,7 @@ class Service:
     metrics: ServeMetrics
     logger: logging.Logger
     repo: Any | None
+    outcomes: OutcomeStore
     inline: bool = False
 
     def model(self) -> ServingModel:
@@ -180,17 +182,14 @@ class Service:
 def open_ledger(config: ServeConfig, settings: Settings, logger: logging.Logger) -> Ledger:
     """The exposure log and budget store the settings name; one SQLite transaction when
     both are SQLite, the reserve -> log -> confirm protocol otherwise."""
-    url = settings.exposures
-    if url.startswith(("postgresql://", "postgres://")):
-        log_: Any = PostgresExposureLog(url, config.exposure_table)
-        db = None
-    else:
-        db = SqliteDatabase(sqlite_path(url), synchronous=config.sqlite_synchronous)
-        log_ = SqliteExposureLog(db, config.exposure_table)
+    log_ = open_exposure_log(
+        settings.exposures, config.exposure_table, synchronous=config.sqlite_synchronous
+    )
+    budget: Any
     if settings.budget_store == "redis":
-        budget: Any = RedisBudget(settings.redis_url, config.campaign)
-    elif db is not None:
-        return SqliteLedger(log_, SqliteBudget(db, config.campaign))
+        budget = RedisBudget(settings.redis_url, config.campaign)
+    elif isinstance(log_, SqliteExposureLog):
+        return SqliteLedger(log_, SqliteBudget(log_.db, config.campaign))
     else:
         budget_db = SqliteDatabase(
             settings.data_dir / "budget.db", synchronous=config.sqlite_synchronous
@@ -233,7 +232,7 @@ def build_service(config: ServeConfig) -> Service:
         window=config.window(),
         capacity=dict(decision_config.capacity),
     )
-    history = ledger.log if decision_config.contact_cap is not None else None  # type: ignore[attr-defined]
+    history = ledger.log if decision_config.contact_cap is not None else None
     engine = DecisionEngine(
         decision_config,
         pacing,
@@ -277,6 +276,7 @@ def build_service(config: ServeConfig) -> Service:
         metrics=metrics,
         logger=logger,
         repo=repo,
+        outcomes=outcome_store(ledger.log),
         inline=config.inline if config.inline is not None else isinstance(ledger, SqliteLedger),
     )
     metrics.watch(service.state_metrics)
@@ -303,18 +303,25 @@ def _field_path(loc: Iterable[Any]) -> str:
 def refusal(error: ValidationError) -> ServeError:
     """The first validation error of a request body as a ServeError naming its field:
     400 for a body that is not JSON, 413 for a batch over the maximum, else 422."""
-    first = error.errors(include_url=False)[0]
-    kind, loc = first["type"], first["loc"]
+    return first_refusal(error.errors(include_url=False)[0])
+
+
+BATCH_ITEMS = {"decisions": "units", "outcomes": "outcomes"}  # a batch body's list: its items
+
+
+def first_refusal(first: Mapping[str, Any]) -> ServeError:
+    """A pydantic (or FastAPI) error entry as the ServeError naming its field."""
+    kind, loc = first["type"], tuple(p for p in first["loc"] if p != "body")
     ctx = first.get("ctx") or {}
     if kind == "json_invalid":
         return ServeError(400, "invalid_json", f"invalid JSON: {ctx.get('error', '')}", "body")
-    if kind == "too_long" and tuple(loc) == ("decisions",):
+    if kind == "too_long" and len(loc) == 1 and loc[0] in BATCH_ITEMS:
         return ServeError(
             413,
             "batch_too_large",
-            f"{ctx.get('actual_length', 'too many')} units, more than this server's maximum "
-            f"of {ctx.get('max_length')}",
-            "decisions",
+            f"{ctx.get('actual_length', 'too many')} {BATCH_ITEMS[loc[0]]}, more than this "
+            f"server's maximum of {ctx.get('max_length')}",
+            loc[0],
         )
     message = "required" if kind == "missing" else str(first["msg"]).removeprefix("Value error, ")
     return ServeError(422, "invalid_request", message, _field_path(loc))
@@ -378,10 +385,7 @@ def _install_error_handlers(app: FastAPI, logger: logging.Logger) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        return await answer(
-            request, ServeError(422, "invalid_request", message, _field_path(first["loc"]))
-        )
+        return await answer(request, first_refusal({"type": "", **first}))
 
     for kind in (ServeError, UserError, *STORE_ERRORS):  # answered inside the middleware,
         app.add_exception_handler(kind, answer)  # so /metrics counts the status
@@ -652,6 +656,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     decisions = DecisionRoutes(service, batch_request_model(config.max_batch))
     _install_error_handlers(app, service.logger)
     app.include_router(_routes(decisions))
+    app.include_router(outcome_routes())
     _with_request_schemas(app, [DecisionRequest, decisions.batch])
     app.add_middleware(FastPath, routes=decisions)  # inside ObserveMiddleware (added last)
     app.add_middleware(

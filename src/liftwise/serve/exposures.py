@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from liftwise.contracts.base import TableContract
 from liftwise.contracts.exposure_log import ADDED_COLUMNS, EXPOSURE_LOG
 from liftwise.errors import UserError
 from liftwise.postgres import ThreadConnections
-from liftwise.serve.sqlite import SqliteDatabase
+from liftwise.sqlite import SqliteDatabase, sqlite_path
 
 IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
 
@@ -60,18 +61,19 @@ _values = operator.attrgetter(*COLUMNS)
 _SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE PRECISION", "bool": "BOOLEAN", "str": "TEXT"}
 
 
-def _column_sql(name: str) -> str:
-    c = EXPOSURE_LOG.column(name)
+def column_sql(name: str, contract: TableContract = EXPOSURE_LOG) -> str:
+    """One column's definition (SQLite and PostgreSQL alike) from its contract."""
+    c = contract.column(name)
     return (
         f"{c.name} {_SQL_TYPES[c.kind]}"
         + ("" if c.nullable else " NOT NULL")
-        + (" PRIMARY KEY" if c.name in EXPOSURE_LOG.key else " UNIQUE" if c.unique else "")
+        + (" PRIMARY KEY" if c.name in contract.key else " UNIQUE" if c.unique else "")
     )
 
 
 def _ddl(table: str) -> list[str]:
     """CREATE statements (SQLite and PostgreSQL alike) from the exposure_log contract."""
-    columns = ",\n  ".join(_column_sql(name) for name in COLUMNS)
+    columns = ",\n  ".join(column_sql(name) for name in COLUMNS)
     return [f"CREATE TABLE IF NOT EXISTS {table} (\n  {columns}\n)"]
 
 
@@ -96,7 +98,7 @@ def _upgrade(table: str, present: Sequence[str]) -> list[str]:
             f"table {table} is not an exposure log: no column {missing[0]}",
             parameter="exposure_table",
         )
-    return [f"ALTER TABLE {table} ADD COLUMN {_column_sql(name)}" for name in missing]
+    return [f"ALTER TABLE {table} ADD COLUMN {column_sql(name)}" for name in missing]
 
 
 def _record(row: Sequence[Any]) -> ExposureRecord:
@@ -239,14 +241,14 @@ class PostgresExposureLog:
         self.dsn = dsn
         self.table = table
         self._connections = ThreadConnections(dsn)
-        self._connection = self._connections.connection
+        self.connection = self._connections.connection  # the outcome store shares it
         unnest = ", ".join(f"%s::{_PG_ARRAYS[c]}" for c in COLUMNS)
         self._insert = (
             f"INSERT INTO {table} ({', '.join(COLUMNS)}) SELECT * FROM unnest({unnest}) "
             "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
         )
         try:
-            with self._connection() as conn, conn.transaction():
+            with self.connection() as conn, conn.transaction():
                 # one worker at a time creates the table (concurrent CREATE IF NOT EXISTS races)
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
                 for statement in _ddl(table):
@@ -262,7 +264,7 @@ class PostgresExposureLog:
             ) from None
 
     def lookup(self, request_ids: Sequence[str]) -> dict[str, ExposureRecord]:
-        with self._connection() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE request_id = ANY(%s)",
                 (list(dict.fromkeys(request_ids)),),
@@ -273,12 +275,12 @@ class PostgresExposureLog:
         if not records:
             return set()
         columns = list(zip(*map(_values, records), strict=True))
-        with self._connection() as conn, conn.transaction():
+        with self.connection() as conn, conn.transaction():
             rows = conn.execute(self._insert, [list(c) for c in columns]).fetchall()
         return {r[0] for r in rows}
 
     def logged_decisions(self, decision_ids: Sequence[str]) -> set[str]:
-        with self._connection() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT decision_id FROM {self.table} WHERE decision_id = ANY(%s)",
                 (list(decision_ids),),
@@ -286,7 +288,7 @@ class PostgresExposureLog:
         return {r[0] for r in rows}
 
     def treated_since(self, unit_ids: Sequence[int], since_us: int) -> pd.DataFrame:
-        with self._connection() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT unit_id, decided_at_us FROM {self.table} WHERE treated AND "
                 "decided_at_us >= %s AND unit_id = ANY(%s)",
@@ -295,15 +297,24 @@ class PostgresExposureLog:
         return _history_frame(rows)
 
     def read_all(self) -> list[ExposureRecord]:
-        with self._connection() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM {self.table} ORDER BY decided_at_us, request_id"
             ).fetchall()
         return [_record(r) for r in rows]
 
     def ping(self) -> None:
-        with self._connection() as conn:
+        with self.connection() as conn:
             conn.execute(f"SELECT 1 FROM {self.table} LIMIT 1").fetchall()
 
     def close(self) -> None:
         self._connections.close()
+
+
+def open_exposure_log(
+    url: str, table: str = "exposures", *, synchronous: str = "NORMAL"
+) -> SqliteExposureLog | PostgresExposureLog:
+    """The log a URL names: ``postgresql://`` DSN, else ``sqlite:///PATH``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresExposureLog(url, table)
+    return SqliteExposureLog(SqliteDatabase(sqlite_path(url), synchronous=synchronous), table)

@@ -35,6 +35,11 @@ class Committed:
 
 
 class Ledger(Protocol):
+    @property
+    def log(self) -> ExposureLog:
+        """The exposure log (the outcome store and contact caps read it)."""
+        ...
+
     def lookup(self, request_ids: Sequence[str]) -> dict[str, ExposureRecord]: ...
 
     def commit(

@@ -140,6 +140,11 @@ class ErrorBody(BaseModel):
     request_id: str | None = None
 
 
+def error_responses(meanings: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's OpenAPI ``responses``: each refusal status with the one error body."""
+    return {code: {"model": ErrorBody, "description": text} for code, text in meanings.items()}
+
+
 class Health(BaseModel):
     status: str
 
@@ -159,3 +164,72 @@ class BudgetStatus(BaseModel):
     units: dict[str, int] = Field(description="Treated units per arm.")
     window_start: dt.datetime | None
     window_end: dt.datetime | None
+
+
+MAX_OUTCOMES = 10_000  # outcomes per POST /v1/outcomes
+
+MAX_MONEY = 1e15  # |revenue| and cost per outcome: sums of squares stay finite in SQL
+Money = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MONEY, le=MAX_MONEY)]
+
+
+class OutcomeRequest(BaseModel):
+    """What one unit did after a decision: joined to it by ``decision_id``, or by
+    ``unit_id`` to the unit's latest decision in this campaign at or before
+    ``observed_at``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"decision_id": "01a231ee-7ad6-7ba0-856a-96a47564a46f", "revenue": 120.5},
+                {"unit_id": 42, "revenue": 0.0, "cost": 2.5, "observed_at": "2026-12-02T09:00Z"},
+            ]
+        },
+    )
+
+    decision_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[!-~]+$",
+        description="The decision's id (from its response).",
+    )
+    unit_id: int | None = Field(
+        None, ge=0, le=2**63 - 1, strict=True, description="The unit, when the id is unknown."
+    )
+    revenue: Money = Field(description="Revenue from the unit (0 if it did nothing).")
+    cost: Money | None = Field(
+        None, ge=0, description="Cost actually incurred; default: the decision's expected cost."
+    )
+    observed_at: dt.datetime | None = Field(
+        None, description="When it happened (ISO time, no zone = UTC); default: now."
+    )
+
+
+class OutcomeBatch(BaseModel):
+    """Outcomes recorded in one transaction: a refused one refuses them all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcomes: list[OutcomeRequest] = Field(min_length=1, max_length=MAX_OUTCOMES)
+
+
+class RecordedOutcome(BaseModel):
+    """An outcome as stored, with the decision it was joined to."""
+
+    decision_id: str
+    request_id: str
+    unit_id: int
+    campaign: str
+    revenue: float
+    cost: float = Field(description="The cost counted: the one given, else the expected cost.")
+    cost_given: bool = Field(description="False when the decision's expected cost stands in.")
+    net_profit: float = Field(description="revenue - cost.")
+    observed_at: dt.datetime
+    replayed: bool = Field(description="True when this outcome was already recorded.")
+
+
+class OutcomeResponse(BaseModel):
+    accepted: int = Field(description="Outcomes recorded now.")
+    replayed: int = Field(description="Outcomes already recorded with the same values.")
+    outcomes: list[RecordedOutcome] = Field(description="One per outcome sent, in order.")
