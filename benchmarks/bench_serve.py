@@ -156,6 +156,7 @@ async def _open_loop(spec: dict) -> dict:
     for conn in opened:
         pool.put(conn)
     start = clock() + 0.05
+    started_at = time.time() + (start - clock())  # wall clock of request 0's due time
     tasks = []
     late = np.zeros(n)
     for i in range(n):
@@ -168,7 +169,7 @@ async def _open_loop(spec: dict) -> dict:
     await asyncio.gather(*tasks)
     elapsed = clock() - start
     ok = (status >= 200) & (status < 300)
-    return {
+    result = {
         "requests": n,
         "errors": int((~ok).sum()),
         "statuses": {str(k): int(v) for k, v in zip(*np.unique(status, return_counts=True), strict=True)},
@@ -177,7 +178,11 @@ async def _open_loop(spec: dict) -> dict:
         "p99": float(np.percentile(latency, 99)),
         "achieved": n / elapsed,
         "late_ms": float(np.mean(late)) * 1e3,  # how late the generator sent, on average
+        "started_at": started_at,
     }  # fmt: skip
+    if spec.get("report_failed"):  # which requests failed: request i was due at
+        result["failed"] = np.flatnonzero(~ok).tolist()  # started_at + i / rate
+    return result
 
 
 async def _closed_loop(spec: dict) -> dict:
