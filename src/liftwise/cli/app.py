@@ -66,6 +66,12 @@ OPTION_NAMES: dict[str, dict[str, str]] = {
     "ingest": {"outcomes": "--outcome"},
     "simulate": {"arms": "--arm"},
     "serve": {"model_dir": "--model", "decision_config": "--guardrails"},
+    # a rollout's name and plan are arguments
+    "rollout start": {"plan": "PLAN"},
+    **{
+        f"rollout {command}": {"name": "NAME"}
+        for command in ("status", "pause", "resume", "promote", "abort", "history")
+    },
 }
 
 

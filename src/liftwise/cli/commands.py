@@ -9,6 +9,7 @@ from liftwise.cli import (  # noqa: F401
     outcomes,
     pipeline,
     rollout,
+    rollout_control,
     rollout_ops,
     serve,
     world,

@@ -131,6 +131,10 @@ class ExposureLog(Protocol):
 
     def close(self) -> None: ...
 
+    def unit_decisions(self, unit_id: int, since_us: int, until_us: int) -> list[ExposureRecord]:
+        """One unit's decisions within [since_us, until_us], oldest first."""
+        ...
+
 
 def _history_frame(rows: list[tuple[int, int]]) -> pd.DataFrame:
     """(unit_id, occurred_at) as the contact-cap guardrail reads them."""
@@ -225,6 +229,14 @@ class SqliteExposureLog:
     def close(self) -> None:
         self.db.close()
 
+    def unit_decisions(self, unit_id: int, since_us: int, until_us: int) -> list[ExposureRecord]:
+        rows = self.db.connection().execute(
+            f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE unit_id = ? AND "
+            "decided_at_us BETWEEN ? AND ? ORDER BY decided_at_us, request_id",
+            (int(unit_id), since_us, until_us),
+        )
+        return [_record(r) for r in rows]
+
 
 # --------------------------------------------------------------------------- PostgreSQL
 
@@ -309,6 +321,15 @@ class PostgresExposureLog:
 
     def close(self) -> None:
         self._connections.close()
+
+    def unit_decisions(self, unit_id: int, since_us: int, until_us: int) -> list[ExposureRecord]:
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE unit_id = %s AND "
+                "decided_at_us BETWEEN %s AND %s ORDER BY decided_at_us, request_id",
+                (int(unit_id), since_us, until_us),
+            ).fetchall()
+        return [_record(r) for r in rows]
 
 
 def open_exposure_log(
