@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from liftwise.rollout.gates import (
     Action,
@@ -25,6 +26,7 @@ from liftwise.rollout.plan import RolloutPlan, parse_plan
 from liftwise.rollout.split import Variant
 from liftwise.stats.moments import Moments
 from liftwise.stats.sequential import sequential_estimate
+from liftwise.stats.srm import sequential_srm_p_value, srm_check
 from liftwise.stats.welch import mean_difference
 
 FAST_MS, SLOW_MS = 3.0, 75.0
@@ -188,7 +190,7 @@ def test_srm_gate_passes_the_planned_split_and_fails_a_lost_variant() -> None:
     lopsided["candidate"] = counters(1500)  # 1,900 planned
     result = gate_of(plan, StepMeasurements(60, lopsided))
     assert result.verdict == "fail"
-    assert result.reason.startswith("sample-ratio mismatch p ")
+    assert result.reason.startswith("sample-ratio mismatch, always-valid p ")
 
 
 def test_srm_gate_waits_for_the_minimum_and_leaves_out_empty_variants() -> None:
@@ -201,6 +203,35 @@ def test_srm_gate_waits_for_the_minimum_and_leaves_out_empty_variants() -> None:
     srm = evaluation.gate("srm")
     assert srm is not None and srm.verdict == "pass"
     assert srm.evidence.model_dump()["ratios"] == {"candidate": 1.0}
+
+
+def test_sequential_srm_p_value_is_the_dirichlet_multinomial_bayes_factor() -> None:
+    """1 / BF with BF = Dirichlet(100 r)-multinomial over multinomial(r), from scipy."""
+    x, r = np.array([210, 1850, 1540]), np.array([0.05, 0.475, 0.475])
+    log_bf = stats.dirichlet_multinomial.logpmf(x, 100 * r, x.sum()) - stats.multinomial.logpmf(
+        x, x.sum(), r
+    )
+    got = sequential_srm_p_value(
+        dict(zip("hbc", x.tolist(), strict=True)), dict(zip("hbc", r, strict=True))
+    )
+    assert got == pytest.approx(np.exp(-log_bf), rel=1e-9)
+    assert sequential_srm_p_value({"b": 50, "c": 50}, {"b": 0.5, "c": 0.5}) == 1.0
+
+
+def test_sequential_srm_keeps_its_level_under_peeking() -> None:
+    """300 planned splits looked at 60 times each: the always-valid p-value falls below
+    0.01 in at most 1% (+ Monte-Carlo slack) of them; the chi-square test, peeked at,
+    does several times as often."""
+    rng = np.random.default_rng(21)
+    ratios = {"holdout": 0.05, "baseline": 0.475, "candidate": 0.475}
+    runs, alarms, naive = 300, 0, 0
+    for _ in range(runs):
+        draws = rng.multinomial(500, list(ratios.values()), size=60).cumsum(axis=0)
+        looks = [dict(zip(ratios, row.tolist(), strict=True)) for row in draws]
+        alarms += any(sequential_srm_p_value(c, ratios) < 0.01 for c in looks)
+        naive += any(srm_check(c, ratios).p_value < 0.01 for c in looks)
+    assert alarms / runs <= 0.01 + 3 * np.sqrt(0.01 * 0.99 / runs)
+    assert naive / runs > 0.03
 
 
 # --- business -----------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 DEFAULT_THRESHOLD = 0.001
+DEFAULT_CONCENTRATION = 100.0
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,38 @@ def srm_check(
         threshold=threshold,
         mismatch=p_value < threshold,
     )
+
+
+def sequential_srm_p_value(
+    counts: Mapping[str, int],
+    ratios: Mapping[str, float],
+    concentration: float = DEFAULT_CONCENTRATION,
+) -> float:
+    """Always-valid p-value of the split, for checking it at every look (a rollout's
+    gates every few seconds), where the chi-square test above, peeked at, raises false
+    alarms: Lindon & Malek (2022), "Anytime-Valid Inference for Multinomial Count Data"
+    (NeurIPS; Optimizely's ``ssrm-test``, savvi's ``Multinomial`` with k = 100).
+
+    The Dirichlet(k r)-multinomial mixture over the likelihood at the ratios r,
+
+        log BF = ln G(k) - ln G(k + n) + sum_i [ln G(k r_i + x_i) - ln G(k r_i)]
+                 - sum_i x_i ln r_i,
+
+    is a nonnegative martingale under the planned split, so (Ville's inequality)
+    p = min(1, 1 / BF) falls below alpha at any look with probability at most alpha.
+    ``ratios`` as in :func:`srm_check` (normalised, every arm positive).
+    """
+    if any(r <= 0 for r in ratios.values()) or concentration <= 0:
+        raise ValueError("every expected ratio and the concentration must be positive")
+    arms = list(ratios)
+    x = np.array([counts.get(arm, 0) for arm in arms], dtype=np.float64)
+    r = np.array([ratios[arm] for arm in arms], dtype=np.float64)
+    r = r / r.sum()
+    prior = concentration * r
+    log_bf = (
+        special.gammaln(concentration)
+        - special.gammaln(concentration + x.sum())
+        + float(np.sum(special.gammaln(prior + x) - special.gammaln(prior)))
+        - float(np.sum(x * np.log(r)))
+    )
+    return float(np.exp(min(0.0, -log_bf)))
