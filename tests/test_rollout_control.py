@@ -341,8 +341,14 @@ def test_cli_start_status_pause_resume_abort_and_history(tmp_path, cli_plan, cap
     out = capsys.readouterr().out
     assert "last evaluation" in out and "hold" in out
     assert all(gate in out for gate in ("errors", "latency", "srm", "business"))
+    assert run(rollout(data, "status", "ctl", "--json")) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["status"], status["step"], status["plan"]["name"]) == ("running", 0, "ctl")
+    assert status["last_evaluation"]["verdict"] == "hold"
     assert run(rollout(data, "pause", "ctl", "--by", "ana", "--note", "look first")) == 0
     assert "paused: rollout ctl is paused" in capsys.readouterr().out
+    assert run(rollout(data, "status", "ctl")) == 0
+    assert "next: liftwise rollout resume ctl" in capsys.readouterr().out
     assert run(rollout(data, "pause", "ctl")) == 2
     assert "is paused: only a running rollout" in one_line_error(capsys)
     assert run(rollout(data, "resume", "ctl", "--by", "bob")) == 0

@@ -28,6 +28,7 @@ from liftwise.errors import UserError
 
 if TYPE_CHECKING:
     from liftwise.rollout.explain import UnitAtTime
+    from liftwise.rollout.gates import Evaluation
     from liftwise.rollout.store import HistoryEntry, Kind, RolloutState, RolloutStore
     from liftwise.serve.exposures import ExposureRecord
     from liftwise.settings import Settings
@@ -137,13 +138,47 @@ def start_command(
 # --------------------------------------------------------------------------- status
 
 
-def _gates_table(evaluation: dict[str, Any]) -> Table:
-    table = Table(title=f"gates at step {evaluation['step']} ({evaluation['step_name']})")
+def _gates_table(evaluation: Evaluation) -> Table:
+    table = Table(title=f"gates at step {evaluation.step} ({evaluation.step_name})")
     for column in ("gate", "verdict", "reason"):
         table.add_column(column, overflow="fold")
-    for gate in evaluation["gates"]:
-        table.add_row(gate["gate"], gate["verdict"], gate["reason"])
+    for gate in evaluation.gates:
+        table.add_row(gate.gate, gate.verdict, gate.reason)
     return table
+
+
+NEXT = {
+    "paused": "next: liftwise rollout resume {name} (or abort)",
+    "completed": "next: liftwise rollout promote {name} (or abort)",
+}
+
+
+def _status_lines(state: RolloutState, now: int, last: HistoryEntry | None) -> list[str]:
+    from liftwise.rollout.controller import seconds_between
+
+    plan, step = state.plan, state.plan.steps[state.step]
+    lines = [
+        f"rollout {state.name} (campaign {state.campaign}): {state.status}"
+        + (f" ({state.reason})" if state.reason else ""),
+        f"step {state.step + 1} of {len(plan.steps)}: {step.name}, candidate share "
+        f"{state.share:.2%} of the non-holdout units (holdout {plan.holdout:.1%})",
+    ]
+    if state.status in ("running", "paused"):
+        lines.append(
+            f"on this step {_duration(seconds_between(state.step_started_us, now))} (minimum "
+            f"{step.min_seconds:g} s, maximum wait {step.max_wait_seconds:g} s); since "
+            f"{_time(state.step_started_us)} UTC"
+        )
+    else:
+        lines.append(f"{state.status} since {_time(state.updated_us)} UTC")
+    lines.append(f"candidate {plan.candidate.description}; baseline {plan.baseline.description}")
+    if last is None:
+        lines.append("no gate evaluation yet (the campaign's `liftwise serve` workers run them)")
+    else:
+        lines.append(f"last evaluation {_time(last.at_us)} UTC: {last.verdict}: {last.reason}")
+    if state.status in NEXT:
+        lines.append(NEXT[state.status].format(name=state.name))
+    return lines
 
 
 @rollout_app.command("status")
@@ -156,6 +191,7 @@ def status_command(
     """The rollout's status, step, share, time on the step and the last evaluation's gates."""
     from liftwise.rollout.controller import now_us, require_state, seconds_between
     from liftwise.rollout.explain import last_entry
+    from liftwise.rollout.gates import Evaluation
 
     store = _store(_settings(data_dir, rollout_store=rollout_store))
     try:
@@ -164,30 +200,18 @@ def status_command(
         last = last_entry(store, name, now, kind="evaluation")
     finally:
         store.close()
-    evaluation = json.loads(last.evidence) if last is not None else None
-    on_step = seconds_between(state.step_started_us, now)
+    evaluation = None if last is None else Evaluation.model_validate_json(last.evidence)
     if json_:
         fields = dataclasses.asdict(state) | {"plan": state.plan.model_dump(mode="json")}
-        out = fields | {"seconds_on_step": on_step, "last_evaluation": evaluation}
+        out = fields | {
+            "seconds_on_step": seconds_between(state.step_started_us, now),
+            "last_evaluation": None if evaluation is None else evaluation.model_dump(mode="json"),
+        }
         print(json.dumps(out, indent=2))
         return
-    plan, step = state.plan, state.plan.steps[state.step]
-    lines = [
-        f"rollout {name} (campaign {state.campaign}): {state.status}"
-        + (f" ({state.reason})" if state.reason else ""),
-        f"step {state.step + 1} of {len(plan.steps)}: {step.name}, candidate share "
-        f"{state.share:.2%} of the non-holdout units (holdout {plan.holdout:.1%})",
-        f"on this step {_duration(on_step)} (minimum {step.min_seconds:g} s, maximum wait "
-        f"{step.max_wait_seconds:g} s); since {_time(state.step_started_us)} UTC",
-        f"candidate {plan.candidate.description}; baseline {plan.baseline.description}",
-    ]
-    if last is None:
-        lines.append("no gate evaluation yet (the campaign's `liftwise serve` workers run them)")
-    else:
-        lines.append(f"last evaluation {_time(last.at_us)} UTC: {last.verdict}: {last.reason}")
-    for line in lines:
+    for line in _status_lines(state, now, last):
         stdout.print(line, markup=False, highlight=False)
-    if evaluation is not None and evaluation.get("gates"):
+    if evaluation is not None and evaluation.gates:
         stdout.print(_gates_table(evaluation))
 
 
