@@ -11,6 +11,7 @@ from liftwise.cli import (  # noqa: F401
     rollout,
     rollout_control,
     rollout_ops,
+    rollout_replay,
     serve,
     world,
 )

@@ -5,7 +5,8 @@ Booster call sets up a predictor: ~0.1 ms per base model for one row, before any
 walked. For the S- and T-learners on LightGBM (and constant models), the boosters are
 compiled once, at model load, into one array-walking kernel (:mod:`liftwise.serve.trees`);
 any other learner is served through its own ``predict_outcomes``. The equality of both
-paths is a test (tests/test_serve.py).
+paths is a test (tests/test_serve.py). A rehearsal candidate (liftwise.rollout.faults) is
+served as the learner it wraps, compiled where that one is, with its fault around it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from liftwise.learn.base import UpliftLearner
 from liftwise.learn.base_models import ConstantModel
 from liftwise.learn.meta import SLearner, TLearner
+from liftwise.rollout.faults import RehearsalLearner
 from liftwise.serve.trees import compile_boosters
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -64,6 +66,8 @@ def _means(models: list[Any]) -> Predict | None:
 def outcome_predictor(learner: UpliftLearner) -> Predict:
     """``X (n, p) float64 -> outcomes (n, arms)``, control first: the compiled path where
     one exists, else the learner's own method."""
+    if isinstance(learner, RehearsalLearner):
+        return learner.wrap(outcome_predictor(learner.inner))
     if type(learner) is TLearner:
         means = _means(list(learner.models_))
         if means is not None:
