@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_serve_server import serving
 
 from liftwise.cli import run
 from liftwise.errors import UserError
@@ -24,6 +23,7 @@ from liftwise.serve.predict import outcome_predictor
 from liftwise.serve.sqlite import SqliteDatabase
 from liftwise.simulate import World
 from liftwise.simulate.truth import expected_net_matrix
+from test_serve_server import serving
 
 
 @pytest.fixture(scope="module")
