@@ -188,9 +188,8 @@ def rehearsal_candidate(model_dir: Path, out: Path, fault: str, seed: int) -> Pa
     itself for ``--fault abort``."""
     if fault == "abort":
         return model_dir
-    from liftwise.rollout.faults import rehearsal_bundle
-
     from liftwise.evaluate.bundle import load_bundle, save_bundle
+    from liftwise.rollout.faults import rehearsal_bundle
 
     save_bundle(rehearsal_bundle(load_bundle(model_dir), fault, error_rate=0.05, seed=seed), out)
     return out
