@@ -21,6 +21,7 @@ from liftwise.registry.card import (
 )
 from liftwise.report import (
     Column,
+    Live,
     Paragraph,
     Plot,
     Section,
@@ -131,3 +132,15 @@ def test_the_model_card_renders_in_the_shell_escaped_and_as_markdown_with_the_sa
     markdown = render_markdown(card)
     assert "| Profit@K |  | all | 1,234,567 | -2,500 .. 2,500,000 | 12,000 |" in markdown
     assert f"| Qini | cashback | segment={SCRIPT} | 0.0123 |  |  |" in markdown
+
+
+def test_a_live_page_has_its_regions_and_one_trusted_script(shell_page):
+    page = render_page(
+        "live", [Section("gates", [Live("gates", SCRIPT)])], script="document.title = 'x';"
+    )
+    shell_page(page)
+    assert '<div class="live" id="gates"><p class="placeholder">&lt;script&gt;' in page
+    assert page.count("<script>") == 1 and "document.title = 'x';\n</script>" in page
+    assert "<script>" not in render_page("static", [])
+    with pytest.raises(ValueError, match="cannot contain '</script'"):
+        render_page("live", [], script="x = '</SCRIPT>'")

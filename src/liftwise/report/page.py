@@ -51,7 +51,17 @@ class Facts:
     block: ClassVar[str] = "facts"
 
 
-Block = Paragraph | Bullets | Facts | Table | Plot
+@dataclass(frozen=True)
+class Live:
+    """A region a live page's script fills in (``id`` names it), showing ``placeholder``
+    until then: the shell lays it out like any block, the script writes its content."""
+
+    id: str
+    placeholder: str
+    block: ClassVar[str] = "live"
+
+
+Block = Paragraph | Bullets | Facts | Table | Plot | Live
 
 
 @dataclass(frozen=True)
@@ -94,9 +104,14 @@ def render_page(
     intro: Sequence[Block] = (),
     note: str | None = None,
     generated_at: dt.datetime | None = None,
+    script: str | None = None,
 ) -> str:
     """A self-contained HTML page: ``title``, the ``intro`` blocks, the ``sections`` and a
-    footer with ``note``, the liftwise version and the generation time (UTC)."""
+    footer with ``note``, the liftwise version and the generation time (UTC). ``script``
+    is trusted JavaScript (a file of the package, never data) run at the end of the body:
+    a live page's polling code, which fills its :class:`Live` blocks."""
+    if script is not None and "</script" in script.lower():
+        raise ValueError("a page script cannot contain '</script'")
     when = (generated_at or generated_time()).astimezone(dt.UTC)
     return (
         _environment()
@@ -109,5 +124,6 @@ def render_page(
             version=__version__,
             generated=when.strftime("%Y-%m-%d %H:%M UTC"),
             marker=SHELL_MARKER,
+            script=Markup(script) if script is not None else None,
         )
     )

@@ -41,6 +41,7 @@ from liftwise.serve.budget import (
     to_ledger_units,
 )
 from liftwise.serve.config import ServeConfig, config_from_env
+from liftwise.serve.dashboard import dashboard_router
 from liftwise.serve.engine import DecisionEngine, decision_json, micros, utc_now
 from liftwise.serve.errors import ServeError
 from liftwise.serve.exposures import SqliteExposureLog, open_exposure_log
@@ -49,7 +50,6 @@ from liftwise.serve.ledger import Committed, Ledger, SplitLedger, SqliteLedger
 from liftwise.serve.models import (
     BundleDirSource,
     ModelHolder,
-    ModelKey,
     ModelSource,
     RegistrySource,
     ServingModel,
@@ -72,6 +72,7 @@ from liftwise.serve.schemas import (
     Health,
     ModelVersion,
     Readiness,
+    ServedModel,
     batch_request_model,
     error_responses,
 )
@@ -281,6 +282,22 @@ def build_service(config: ServeConfig) -> Service:
     )
     metrics.watch(service.state_metrics)
     return service
+
+
+def served_model(model: ServingModel) -> ServedModel:
+    """The model's name and version with the race metrics ``liftwise train`` saved in its
+    bundle (``winner_bundle``'s metadata), each null when absent."""
+    meta = model.bundle.metadata
+    interval = meta.get("profit_at_k_ci") or (None, None)
+    return ServedModel(
+        name=model.key.name,
+        version=model.key.version,
+        learner=model.bundle.learner_name,
+        k=meta.get("k"),
+        profit_at_k=meta.get("profit_at_k"),
+        profit_at_k_low=interval[0],
+        profit_at_k_high=interval[1],
+    )
 
 
 # --------------------------------------------------------------------------- errors
@@ -576,11 +593,10 @@ def _routes(decisions: DecisionRoutes) -> APIRouter:
             window_end=window[1] if window else None,
         )
 
-    @router.get("/v1/model", response_model=ModelVersion, responses=ERRORS, tags=["operations"])
-    async def model(service: ServiceDep) -> ModelVersion:
-        """The version this worker serves now."""
-        key: ModelKey = service.model().key
-        return ModelVersion(name=key.name, version=key.version)
+    @router.get("/v1/model", response_model=ServedModel, responses=ERRORS, tags=["operations"])
+    async def model(service: ServiceDep) -> ServedModel:
+        """The version this worker serves now, with its race's Profit@K."""
+        return served_model(service.model())
 
     @router.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz() -> Health:
@@ -657,6 +673,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     _install_error_handlers(app, service.logger)
     app.include_router(_routes(decisions))
     app.include_router(outcome_routes())
+    app.include_router(dashboard_router())
     _with_request_schemas(app, [DecisionRequest, decisions.batch])
     app.add_middleware(FastPath, routes=decisions)  # inside ObserveMiddleware (added last)
     app.add_middleware(

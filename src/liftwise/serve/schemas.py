@@ -104,6 +104,17 @@ class ModelVersion(BaseModel):
     version: str
 
 
+class ServedModel(ModelVersion):
+    """The version this worker serves and the race result saved in its bundle by
+    ``liftwise train`` (null for a bundle without one)."""
+
+    learner: str | None = None
+    k: float | None = Field(None, description="Profit@K's K: the share of units ranked.")
+    profit_at_k: float | None = Field(None, description="The race's Profit@K on validation.")
+    profit_at_k_low: float | None = Field(None, description="Its bootstrap interval.")
+    profit_at_k_high: float | None = None
+
+
 class Decision(BaseModel):
     """The decision for one unit, as logged."""
 
