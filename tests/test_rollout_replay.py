@@ -19,6 +19,7 @@ from liftwise.features import experiment_frame
 from liftwise.rollout.faults import InjectedFailure, RehearsalLearner, rehearsal_bundle
 from liftwise.rollout.replay import NO_ROLLOUT, replay, world_traffic
 from liftwise.serve.exposures import SqliteExposureLog
+from liftwise.serve.outcomes import outcome_store
 from liftwise.serve.predict import outcome_predictor
 from liftwise.serve.sqlite import SqliteDatabase
 from liftwise.simulate import World
@@ -204,3 +205,38 @@ def test_replay_traffic_stops_after_its_duration_and_loops_over_units(server, se
     with pytest.raises(UserError, match="needs a duration") as err:
         replay(serve_world.path, running.url, units=40, loop=True, traffic=traffic)
     assert err.value.parameter == "loop"
+
+
+def test_replay_feeds_back_every_decisions_true_outcome(server, serve_world):
+    running, log = server
+    before = {r.request_id for r in _logged(log)}
+    report = replay(serve_world.path, running.url, rate=150, units=300, seed=2,
+                    outcome_delay_seconds=0.3, outcome_batch=25)  # fmt: skip
+    assert report.answered == report.outcomes_posted == report.outcomes_accepted == 300
+    assert report.outcome_errors == {}
+    decided = {r.decision_id: r for r in _logged(log) if r.request_id not in before}
+    db = SqliteDatabase(log)
+    try:
+        recorded = [o for o in outcome_store(SqliteExposureLog(db)).read_all()
+                    if o.decision_id in decided]  # fmt: skip
+    finally:
+        db.close()
+    assert len(recorded) == 300 and all(o.cost is not None for o in recorded)
+    truth = serve_world.read("ground_truth").set_index(["unit_id", "arm"])
+    costs = serve_world.read("arms").set_index("arm")
+    for o in recorded:
+        arm = decided[o.decision_id].arm
+        row = truth.loc[(o.unit_id, arm)]
+        assert o.revenue == row["value"]
+        treated = decided[o.decision_id].treated
+        expected_cost = (
+            costs.at[arm, "contact_cost"] + costs.at[arm, "redemption_cost"] * row["outcome"]
+        )
+        assert o.cost == (expected_cost if treated else 0.0)
+    realised = np.mean([o.net_profit for o in recorded])
+    assert report.variants[NO_ROLLOUT].realised_net_profit_per_unit == pytest.approx(realised)
+    # outcomes arrive after their delay: none observed before its decision + 0.3 s
+    latest = {
+        o.decision_id: o.received_at_us - decided[o.decision_id].decided_at_us for o in recorded
+    }
+    assert min(latest.values()) >= 0.3e6
