@@ -37,7 +37,7 @@ lint: setup-test
 	$(VENV)/bin/mypy
 
 # Printed measurements with their peers; long (the causalml forest at 1M rows takes minutes).
-BENCHMARKS := bench_simulate bench_forest bench_optimizer bench_hillstrom bench_ground_truth bench_experiment bench_feature_store bench_serve bench_rollout
+BENCHMARKS := bench_simulate bench_forest bench_optimizer bench_hillstrom bench_ground_truth bench_experiment bench_feature_store bench_serve bench_rollout bench_rollout_gates
 bench: setup-test
 	@for b in $(BENCHMARKS); do echo "== $$b"; $(VENV)/bin/python benchmarks/$$b.py || exit 1; done
 
