@@ -15,7 +15,7 @@ dataclasses; inputs are floats or arrays (one value per segment), element-wise.
 - :mod:`power`: power, minimum detectable effect, sample size.
 - :mod:`noninferiority`: the one-sided test of a guardrail.
 - :mod:`sequential`: always-valid confidence sequences.
-- :mod:`srm`: sample-ratio mismatch.
+- :mod:`srm`: sample-ratio mismatch (chi-square; always-valid, for checks at every look).
 - :mod:`multiple`: Holm and Benjamini-Hochberg corrections.
 - :mod:`segments`: per-segment effects, heterogeneity, regressions.
 - :mod:`profit`: net profit uplift of one arm over another.
