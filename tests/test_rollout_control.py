@@ -327,7 +327,7 @@ def cli_plan(tmp_path: Path) -> Path:
 
 def test_cli_start_status_pause_resume_abort_and_history(tmp_path, cli_plan, capsys):
     data = tmp_path / "data"
-    assert run(rollout(data, "start", str(cli_plan))) == 0
+    assert run(rollout(data, "start", str(cli_plan), "--by", "dee", "--note", "v4 card ok")) == 0
     assert "started: rollout ctl is running at step 0 (canary)" in capsys.readouterr().out
     assert run(rollout(data, "status", "ctl")) == 0
     out = capsys.readouterr().out
@@ -363,6 +363,7 @@ def test_cli_start_status_pause_resume_abort_and_history(tmp_path, cli_plan, cap
     rows = json.loads(capsys.readouterr().out)
     assert [r["action"] for r in rows] == ["start", "evaluate", "pause", "resume", "abort"]
     assert rows[1]["evidence"]["verdict"] == "hold" and rows[4]["evidence"]["by"] == "cy"
+    assert rows[0]["reason"] == "started by dee" and rows[0]["evidence"]["note"] == "v4 card ok"
     assert run(rollout(data, "history", "ctl", "--kind", "transition", "--json")) == 0
     assert len(json.loads(capsys.readouterr().out)) == 4
 

@@ -105,6 +105,8 @@ def start_command(
     data_dir: DataDir = None,
     rollout_store: RolloutStoreUrl = None,
     tracking_uri: TrackingUri = None,
+    by: By = None,
+    note: Note = "",
 ) -> None:
     """Check a plan (its keys, its candidate and baseline) and start it: status running at
     step 0; the campaign's `liftwise serve` workers pick it up within a second."""
@@ -122,6 +124,8 @@ def start_command(
             now_us=now_us(),
             registry=lambda: open_registry(data_dir, tracking_uri),
             source=str(plan_file),
+            by=_user(by),
+            note=note,
         )
     finally:
         store.close()

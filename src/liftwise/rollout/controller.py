@@ -328,11 +328,14 @@ def start(
     now_us: int,
     registry: RegistryFactory,
     source: str | None = None,
+    by: str | None = None,
+    note: str = "",
 ) -> RolloutState:
     """Check that the plan's candidate and baseline exist, then write the plan and its
-    state (running, step 0). ``source``: the plan file, named in errors."""
+    state (running, step 0), recording who started it and why. ``source``: the plan file,
+    named in errors."""
     check_sources(plan, registry, source=source)
-    return store.create(plan, now_us)
+    return store.create(plan, now_us, by=by, note=note)
 
 
 def check_sources(plan: RolloutPlan, registry: RegistryFactory, *, source: str | None) -> None:

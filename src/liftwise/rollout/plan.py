@@ -9,7 +9,7 @@ A plan is a typed YAML file (docs/rollouts.md)::
     baseline: {champion: liftwise-fintech}     # or {model_dir: DIR} or {decision_table: FILE}
     holdout: 0.05
     steps:
-      - {name: canary, share: 0.01, min_seconds: 60, min_decisions: 500, min_outcomes: 100}
+      - {name: canary, share: 0.01, min_seconds: 60, min_decisions: 500, min_outcomes: 300}
       - {name: ramp, share: 0.10}
       - {name: half, share: 0.50, business: uplift}
       - {name: full, share: 1.0}
@@ -141,7 +141,12 @@ class Step(_Strict):
     share: float = Field(gt=0, le=1, description="Candidate share of non-holdout units.")
     min_seconds: float = Field(60.0, ge=0, description="Shortest time on this step.")
     min_decisions: int = Field(200, ge=0, description="Fewest decisions per variant.")
-    min_outcomes: int = Field(100, ge=0, description="Fewest outcomes per variant.")
+    min_outcomes: int = Field(
+        300,
+        ge=0,
+        description="Fewest outcomes per compared variant before the business gate judges "
+        "(fewer make the asymptotic interval falsely narrow: benchmarks/bench_rollout_gates.py).",
+    )
     max_wait_seconds: float = Field(
         3600.0, gt=0, description="Longest wait for the minimums before on_max_wait."
     )

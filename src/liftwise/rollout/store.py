@@ -491,13 +491,15 @@ class RolloutStore:
         ).fetchone()
         return HistoryEntry(int(row[0]), *values, verdict, reason, evidence_json)
 
-    def create(self, plan: RolloutPlan, now_us: int) -> RolloutState:
+    def create(
+        self, plan: RolloutPlan, now_us: int, *, by: str | None = None, note: str = ""
+    ) -> RolloutState:
         """Start ``plan``: status running at step 0, and a 'start' history row holding the
         plan. A name is used once: the exposure log, the outcomes and the history identify
         a rollout by its name, so reusing a finished one would mix two runs' evidence."""
         try:
             with self._db.write() as execute:
-                return self._create(execute, plan, now_us)
+                return self._create(execute, plan, now_us, by=by, note=note)
         except self._db.integrity_errors:  # a concurrent create won the race
             raise UserError(
                 f"rollout {plan.name!r} or another rollout of campaign {plan.campaign!r} "
@@ -505,7 +507,9 @@ class RolloutStore:
                 parameter="plan",
             ) from None
 
-    def _create(self, execute: _Executor, plan: RolloutPlan, now_us: int) -> RolloutState:
+    def _create(
+        self, execute: _Executor, plan: RolloutPlan, now_us: int, *, by: str | None, note: str
+    ) -> RolloutState:
         existing = self._locked(execute, plan.name)
         if existing is not None and existing.status not in FINAL:
             raise UserError(
@@ -544,7 +548,12 @@ class RolloutStore:
             reason=None,
         )
         evidence = json.dumps(
-            {"plan_digest": state.plan_digest, "plan": plan.model_dump(mode="json")}
+            {
+                "plan_digest": state.plan_digest,
+                "plan": plan.model_dump(mode="json"),
+                "by": by,
+                "note": note,
+            }
         )
         entry = self._append(
             execute,
@@ -552,7 +561,7 @@ class RolloutStore:
             kind="transition",
             action="start",
             verdict=None,
-            reason="started",
+            reason=f"started by {by}" if by else "started",
             evidence_json=evidence,
             now_us=now_us,
         )
