@@ -6,6 +6,7 @@ outcomes agree with the service's exposure log and the world's ground truth."""
 from __future__ import annotations
 
 import pickle
+import threading
 import time
 from pathlib import Path
 
@@ -240,3 +241,13 @@ def test_replay_feeds_back_every_decisions_true_outcome(server, serve_world):
         o.decision_id: o.received_at_us - decided[o.decision_id].decided_at_us for o in recorded
     }
     assert min(latest.values()) >= 0.3e6
+
+
+def test_replay_stops_when_told(server, serve_world):
+    running, _ = server
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    report = replay(serve_world.path, running.url, rate=50, units=1000, post_outcomes=False,
+                    stop=stop)  # fmt: skip
+    assert 10 <= report.requests == report.answered < 1000  # about 1 s of traffic at 50/s
+    assert report.steps == {} and set(report.variants) == {NO_ROLLOUT}

@@ -102,16 +102,23 @@ class ReplayReport(BaseModel):
     outcomes_accepted: int
     outcome_errors: dict[str, int]
     variants: dict[str, VariantReplay]
+    steps: dict[int, dict[str, VariantReplay]] = Field(
+        description="The same per rollout step (decisions that name their step)."
+    )
 
-    def true_uplift(self, candidate: str = "candidate", baseline: str = "baseline") -> float:
+    def true_uplift(
+        self, candidate: str = "candidate", baseline: str = "baseline", step: int | None = None
+    ) -> float:
         """True expected net profit per unit of ``candidate``'s decisions minus
-        ``baseline``'s."""
-        missing = [v for v in (candidate, baseline) if v not in self.variants]
+        ``baseline``'s (over the whole replay, or on one rollout step)."""
+        variants = self.variants if step is None else self.steps.get(step, {})
+        missing = [v for v in (candidate, baseline) if v not in variants]
         if missing:
-            raise UserError(f"no decisions of variant {missing[0]!r} in this replay")
+            where = "this replay" if step is None else f"step {step} of this replay"
+            raise UserError(f"no decisions of variant {missing[0]!r} in {where}")
         return (
-            self.variants[candidate].true_expected_net_profit_per_unit
-            - self.variants[baseline].true_expected_net_profit_per_unit
+            variants[candidate].true_expected_net_profit_per_unit
+            - variants[baseline].true_expected_net_profit_per_unit
         )
 
 
@@ -192,7 +199,8 @@ class _DecisionAnswer(BaseModel):
     unit_id: int
     arm: str
     treated: bool
-    variant: str | None = None
+    variant: str | None = None  # in a rollout: holdout, baseline or candidate
+    rollout_step: int | None = None
 
 
 class _OutcomesAnswer(BaseModel):
@@ -208,6 +216,7 @@ class _Decided:
     arm: int
     treated: bool
     variant: str
+    step: int | None
 
 
 @dataclass
@@ -370,8 +379,12 @@ class _Schedule:
     start: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: Iterator[int] = field(default_factory=itertools.count)
+    stop: threading.Event = field(default_factory=threading.Event)
 
     def take(self) -> int | None:
+        """The next request's index; None when all are sent or the traffic was stopped."""
+        if self.stop.is_set():
+            return None
         with self.lock:
             i = next(self.counter)
         return i if i < self.total else None
@@ -421,8 +434,8 @@ def _sender(run: _Run) -> None:
             row = schedule.row(i)
             due = schedule.due(i)
             pause = due - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
+            if pause > 0 and schedule.stop.wait(pause):
+                break  # stopped while waiting: this request is never sent
             answer = _send(client, "/v1/decisions", traffic.body(f"{run.tag}-{i}", row))
             done = time.monotonic()
             decided = _decided(run, row, answer) if answer.status == 200 else None
@@ -454,7 +467,9 @@ def _decided(run: _Run, row: int, answer: _Answer) -> _Decided | None:
         run.feeder.add(
             decision.decision_id, float(traffic.revenue[row, arm]), float(traffic.cost[row, arm])
         )
-    return _Decided(row, arm, decision.treated, decision.variant or NO_ROLLOUT)
+    return _Decided(
+        row, arm, decision.treated, decision.variant or NO_ROLLOUT, decision.rollout_step
+    )
 
 
 # ------------------------------------------------------------------------- the replay
@@ -476,18 +491,20 @@ def replay(
     timeout_seconds: float = 10.0,
     progress: Progress | None = None,
     traffic: WorldTraffic | None = None,
+    stop: threading.Event | None = None,
 ) -> ReplayReport:
     """Replay the world at ``world_dir`` against the service at ``url`` (the parameters
     are :class:`ReplaySettings`'); ``traffic``: a :func:`world_traffic` of that world
     already built (tests replaying one world many times); ``progress(n)``: n more
-    requests done."""
+    requests done; ``stop``: set it to end the traffic early (the outcomes of what was
+    decided are still posted)."""
     settings = ReplaySettings(
         rate=rate, units=units, seed=seed, outcome_delay_seconds=outcome_delay_seconds,
         duration=duration, loop=loop, senders=senders, outcome_batch=outcome_batch,
         post_outcomes=post_outcomes, timeout_seconds=timeout_seconds,
     )  # fmt: skip
     traffic = traffic if traffic is not None else world_traffic(load_world(world_dir))
-    return run_replay(url, traffic, settings, progress=progress)
+    return run_replay(url, traffic, settings, progress=progress, stop=stop)
 
 
 def planned_requests(traffic: WorldTraffic, settings: ReplaySettings) -> int:
@@ -496,10 +513,17 @@ def planned_requests(traffic: WorldTraffic, settings: ReplaySettings) -> int:
 
 
 def run_replay(
-    url: str, traffic: WorldTraffic, settings: ReplaySettings, *, progress: Progress | None = None
+    url: str,
+    traffic: WorldTraffic,
+    settings: ReplaySettings,
+    *,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> ReplayReport:
     """:func:`replay` on a world's traffic already built."""
     schedule = _schedule(traffic, settings)
+    if stop is not None:
+        schedule.stop = stop
     tally = _Tally()
     outcomes_client = _Connection(url, settings.timeout_seconds)
     try:
@@ -540,12 +564,10 @@ def _wait(threads: list[threading.Thread], tally: _Tally, progress: Progress | N
         progress(len(tally.latencies_ms) - reported)
 
 
-def _report(traffic: WorldTraffic, schedule: _Schedule, tally: _Tally) -> ReplayReport:
-    latencies = np.asarray(tally.latencies_ms)
-    seconds = max(tally.last_answer - schedule.start, 1e-9) if schedule.total else 0.0
+def _variants(traffic: WorldTraffic, decided: list[_Decided]) -> dict[str, VariantReplay]:
     by_variant: dict[str, list[_Decided]] = {}
-    for decided in tally.decided:
-        by_variant.setdefault(decided.variant, []).append(decided)
+    for one in decided:
+        by_variant.setdefault(one.variant, []).append(one)
     variants = {}
     for variant, rows in sorted(by_variant.items()):
         units = np.array([d.row for d in rows])
@@ -558,8 +580,15 @@ def _report(traffic: WorldTraffic, schedule: _Schedule, tally: _Tally) -> Replay
             true_expected_net_profit_per_unit=float(traffic.expected_net[units, arms].mean()),
             realised_net_profit_per_unit=float(realised.mean()),
         )
+    return variants
+
+
+def _report(traffic: WorldTraffic, schedule: _Schedule, tally: _Tally) -> ReplayReport:
+    latencies = np.asarray(tally.latencies_ms)
+    seconds = max(tally.last_answer - schedule.start, 1e-9) if schedule.total else 0.0
+    steps = sorted({d.step for d in tally.decided if d.step is not None})
     return ReplayReport(
-        requests=schedule.total,
+        requests=len(latencies),
         answered=len(tally.decided),
         errors=dict(sorted(tally.errors.items())),
         latency_p50_ms=float(np.percentile(latencies, 50)) if latencies.size else math.nan,
@@ -569,5 +598,8 @@ def _report(traffic: WorldTraffic, schedule: _Schedule, tally: _Tally) -> Replay
         outcomes_posted=tally.posted,
         outcomes_accepted=tally.accepted,
         outcome_errors=dict(sorted(tally.outcome_errors.items())),
-        variants=variants,
+        variants=_variants(traffic, tally.decided),
+        steps={
+            step: _variants(traffic, [d for d in tally.decided if d.step == step]) for step in steps
+        },
     )
