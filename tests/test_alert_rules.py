@@ -291,3 +291,54 @@ def test_a_budget_gone_within_the_hour_fires_without_a_window(promtool, tmp_path
         expect(rule, name, "50m", [fast]),
     ]
     passes(promtool_test(promtool, tmp_path, series, cases))
+
+
+# ---------------------------------------------------------------------- the rules read real metrics
+
+# the per-variant metrics of a rollout, fixed by issue 12's design (liftwise.serve.rollouts)
+ROLLOUT_METRICS = {
+    "liftwise_rollout_decisions_total",
+    "liftwise_rollout_errors_total",
+    "liftwise_rollout_request_seconds",
+    "liftwise_rollout_treated_total",
+    "liftwise_rollout_spend",
+    "liftwise_rollout_net_profit_per_unit",
+    "liftwise_rollout_share",
+    "liftwise_rollout_step",
+    "liftwise_rollout_gate",
+    "liftwise_rollout_status",
+}
+
+
+def metric_names(expression_text: str) -> set[str]:
+    """The liftwise metrics an expression reads, histogram series by their family name."""
+    names = set(re.findall(r"\bliftwise_[a-z0-9_]+", expression_text))
+    return {re.sub(r"_(bucket|count|sum)$", "", name) for name in names}
+
+
+def test_every_metric_the_rules_read_is_exported_by_the_service(tmp_path, serve_model):
+    import datetime as dt
+
+    from fastapi.testclient import TestClient
+
+    from liftwise.evaluate.bundle import load_bundle
+    from liftwise.serve.app import create_app
+    from liftwise.serve.config import ServeConfig
+
+    rules = yaml.safe_load(alert_rules())
+    read = set().union(*(metric_names(r["expr"]) for g in rules["groups"] for r in g["rules"]))
+    assert read - ROLLOUT_METRICS  # the service's own metrics are read too
+    assert read & ROLLOUT_METRICS <= ROLLOUT_METRICS
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    config = ServeConfig(model_dir=serve_model, data_dir=tmp_path / "data", budget=1e6,
+                         campaign_start=now - dt.timedelta(hours=1),
+                         campaign_end=now + dt.timedelta(hours=1), log_requests=False)  # fmt: skip
+    features = dict.fromkeys(load_bundle(serve_model).features, 0.0)
+    with TestClient(create_app(config)) as client:
+        ask = {"request_id": "r-1", "unit_id": 1, "features": features}
+        assert client.post("/v1/decisions", json=ask).status_code == 200
+        exported = client.get("/metrics").text
+    families = set(re.findall(r"^# TYPE (liftwise_\w+) ", exported, flags=re.M))
+    counters = {f"{name}_total" for name in families}  # counter families drop _total in TYPE
+    missing = read - ROLLOUT_METRICS - families - counters
+    assert not missing, f"the rules read metrics the service does not export: {missing}"
