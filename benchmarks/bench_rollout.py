@@ -60,9 +60,13 @@ from bench_serve import (
     stop,
     wait_ready,
 )
+from liftwise.evaluate.bundle import load_bundle, save_bundle
+from liftwise.rollout import controller
+from liftwise.rollout.controller import now_us
+from liftwise.rollout.faults import rehearsal_bundle
 from liftwise.rollout.plan import RolloutPlan, parse_plan
 from liftwise.rollout.split import CANDIDATE_CODE, variant_codes
-from liftwise.rollout.store import RolloutState, RolloutStore, open_rollout_store
+from liftwise.rollout.store import FINAL, RolloutStore, open_rollout_store
 
 CAMPAIGN = "bench"
 GOAL_ROLLBACK_S = 5.0
@@ -74,10 +78,6 @@ ARGO = (
     "intervals/samples' and fails the analysis after 'three such measurements' "
     "(interval: 5m, failureLimit: 3): minutes, roughly 10-15, from a fault to the abort."
 )
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # --------------------------------------------------------------------------- the service
@@ -153,17 +153,11 @@ def plan_for(name: str, candidate: Path, baseline: Path, share: float, evaluate_
     )
 
 
-def abort(store: RolloutStore, name: str, reason: str) -> RolloutState | None:
-    """Write an abort transition (compare-and-set; retried while the controller moves it);
-    None if the rollout is already over."""
-    while True:
-        state = store.get(name)
-        if state is None or state.status in ("aborted", "promoted"):
-            return None
-        moved = store.transition(name, state.version, status="aborted", step=state.step,
-                                 share=0.0, action="abort", reason=reason, now_us=now_us())  # fmt: skip
-        if moved is not None:
-            return moved
+def end(store: RolloutStore, name: str, note: str) -> None:
+    """Abort the rollout as ``liftwise rollout abort`` does, unless it is over already."""
+    state = store.get(name)
+    if state is not None and state.status not in FINAL:
+        controller.abort(store, name, by="bench_rollout", now_us=now_us(), note=note)
 
 
 # --------------------------------------------------------------------------- (a) rollback
@@ -188,9 +182,6 @@ def rehearsal_candidate(model_dir: Path, out: Path, fault: str, seed: int) -> Pa
     itself for ``--fault abort``."""
     if fault == "abort":
         return model_dir
-    from liftwise.evaluate.bundle import load_bundle, save_bundle
-    from liftwise.rollout.faults import rehearsal_bundle
-
     save_bundle(rehearsal_bundle(load_bundle(model_dir), fault, error_rate=0.05, seed=seed), out)
     return out
 
@@ -217,7 +208,7 @@ def one_rollback(service: Service, candidate: Path, baseline: Path, run: int, ar
     deadline = time.monotonic() + args.rollback_seconds - 3
     if args.fault == "abort":
         time.sleep(args.abort_after)
-        abort(service.store, name, "benchmark: manual abort")
+        end(service.store, name, "benchmark: the failing event")
     while time.monotonic() < deadline:  # wait for the controller's rollback
         state = service.store.get(name)
         if state is not None and state.status == "aborted":
@@ -225,7 +216,7 @@ def one_rollback(service: Service, candidate: Path, baseline: Path, run: int, ar
         time.sleep(0.1)
     loader.join()
     time.sleep(1.0)  # the last exposures commit
-    abort(service.store, name, "benchmark: run over")  # a rollout that never failed ends here
+    end(service.store, name, "benchmark: run over")  # a rollout that never failed ends here
     load = box["load"]
     count, first, last = exposure_times(service, name, "candidate")
     failed_us, gate = failing_row_us(service.store, name, args.fault)
@@ -335,7 +326,7 @@ def bench_split(service: Service, model_dir: Path, args: argparse.Namespace, roo
         state = service.store.get(name)
         print(f"  rollout {name}: {state.status if state else '?'} during the phase", flush=True)
         mixes.append(variant_mix(service, name))
-        abort(service.store, name, "benchmark: phase over")
+        end(service.store, name, "benchmark: phase over")
         time.sleep(1.5)  # every worker polls every 0.5 s
     return {"off": off, "on": on, "mixes": mixes}
 
@@ -396,12 +387,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.fault != "abort":
-        try:
-            import liftwise.rollout.faults  # noqa: F401
-        except ImportError:
-            print("liftwise.rollout.faults is not installed: manual abort transitions instead")
-            args.fault = "abort"
     root = Path(tempfile.mkdtemp(prefix="liftwise-bench-rollout-"))
     process = None
     try:
