@@ -204,7 +204,7 @@ def one_rollback(service: Service, candidate: Path, baseline: Path, run: int, ar
     loader.start()
     time.sleep(1.5)  # steady load first
     plan = plan_for(name, candidate, baseline, args.share, args.evaluate_seconds)
-    started = service.store.create(plan, now_us()).step_started_us
+    started = service.store.create(plan, now_us(), by="bench_rollout").step_started_us
     deadline = time.monotonic() + args.rollback_seconds - 3
     if args.fault == "abort":
         time.sleep(args.abort_after)
@@ -320,7 +320,7 @@ def bench_split(service: Service, model_dir: Path, args: argparse.Namespace, roo
         off.append(one_phase(service, "none", args, root))
         name = f"bench-aa-{rep}-{time.time_ns()}"
         plan = plan_for(name, model_dir, model_dir, 0.5, args.evaluate_seconds)
-        service.store.create(plan, now_us())
+        service.store.create(plan, now_us(), by="bench_rollout")
         wait_serving(service, name, root)
         on.append(one_phase(service, "A/A", args, root))
         state = service.store.get(name)
